@@ -1,0 +1,352 @@
+"""
+``client.monitor()``: many watches in one task group, merged into one iterator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, final
+
+import anyio
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from ._errors import AuthenticationError, PollTimeoutError
+from ._integrations import DEFAULT_MAX_FAILURES, _provider, _session_id, sync_finish
+from ._models import ConnectionStatus, Provider, SyncStatus, Transition, WatchKey
+from ._polling import Outcome, PollLoop, connection_outcome, now_utc
+
+if TYPE_CHECKING:
+    from ._client import AsyncOutlit
+
+__all__ = ("Monitor",)
+
+T = TypeVar("T", ConnectionStatus, SyncStatus)
+
+DEFAULT_BUFFER: Final = 256
+"""Transitions the monitor holds for a slow consumer before pollers wait."""
+
+_IDLE: Final = object()
+"""Wakes a waiting consumer when the last watch ends."""
+
+
+class _Subscriber(Generic[T]):
+    """
+    One watch on a shared loop: its key, its deadline, what it saw last.
+    """
+
+    __slots__ = ("deadline", "finish", "key", "last", "timeout")
+
+    finish: Callable[[T], Outcome]
+
+    def __init__(
+        self,
+        key: WatchKey,
+        *,
+        timeout: float | None,
+        finish: Callable[[T], Outcome],
+    ) -> None:
+        self.key = key
+        self.timeout = timeout
+        self.deadline = math.inf if timeout is None else anyio.current_time() + timeout
+        self.finish = finish
+        self.last: T | None = None
+
+
+class _Shared(Generic[T]):
+    """
+    One poll loop and every watch that reads it.
+    """
+
+    __slots__ = ("loop", "subscribers")
+
+    loop: PollLoop[T]
+
+    def __init__(self, loop: PollLoop[T]) -> None:
+        self.loop = loop
+        self.subscribers: list[_Subscriber[T]] = []
+
+
+@final
+class Monitor:
+    """
+    Many watches at once, their transitions merged into one async iterator.
+
+    Use it as ``async with client.monitor() as monitor``, add watches with
+    :meth:`watch_connection` and :meth:`watch_sync` (also while iterating),
+    and read every transition with ``async for``. The iteration ends when
+    every watch has ended.
+
+    Watches of the same session, or the same provider of the same account,
+    share one poll loop; each still receives every transition under its own
+    key. The loop keeps the interval of the watch that started it. A watch's
+    outcome (failed, expired, timed out, the error that stopped its polls)
+    is its last transition, with ``error`` set, and leaves the others running.
+    An :class:`AuthenticationError` stops every watch and is raised from the
+    ``async with``.
+
+    A consumer slower than the pollers makes them wait: at most
+    ``buffer_size`` transitions are held, and none is dropped. Leaving the
+    ``async with`` cancels every poll and request.
+    """
+
+    __slots__ = (
+        "_active",
+        "_buffer_size",
+        "_client",
+        "_closed",
+        "_fatal",
+        "_loops",
+        "_receive",
+        "_send",
+        "_task_group",
+    )
+
+    def __init__(
+        self, client: AsyncOutlit, *, buffer_size: int = DEFAULT_BUFFER
+    ) -> None:
+        if (
+            isinstance(buffer_size, bool)
+            or not isinstance(buffer_size, int)
+            or buffer_size < 1
+        ):
+            raise ValueError(
+                f"buffer_size must be a positive integer, got {buffer_size!r}"
+            )
+        self._client = client
+        self._buffer_size = buffer_size
+        self._active = 0
+        self._closed = False
+        self._fatal: AuthenticationError | None = None
+        self._loops: dict[tuple[object, ...], _Shared[Any]] = {}
+        self._task_group: TaskGroup | None = None
+        self._send: MemoryObjectSendStream[object] | None = None
+        self._receive: MemoryObjectReceiveStream[object] | None = None
+
+    def __repr__(self) -> str:
+        return f"Monitor(watches={self._active}, loops={len(self._loops)})"
+
+    @property
+    def active(self) -> int:
+        """
+        How many watches have not ended yet.
+        """
+        return self._active
+
+    async def __aenter__(self) -> Monitor:
+        if self._task_group is not None:
+            raise RuntimeError("a monitor can be entered only once")
+        self._send, self._receive = anyio.create_memory_object_stream[object](
+            self._buffer_size
+        )
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        assert self._task_group is not None and self._send is not None
+        self._closed = True
+        self._task_group.cancel_scope.cancel()
+        try:
+            suppressed = await self._task_group.__aexit__(exc_type, exc, tb)
+        finally:
+            self._send.close()
+            if self._receive is not None:
+                self._receive.close()
+            self._loops.clear()
+        if self._fatal is not None:
+            raise self._fatal
+        return bool(suppressed)
+
+    def watch_connection(
+        self,
+        session_id: str,
+        *,
+        interval: float = 2.0,
+        timeout: float = 300.0,
+        max_failures: int | None = DEFAULT_MAX_FAILURES,
+        client: AsyncOutlit | None = None,
+        tag: object = None,
+    ) -> WatchKey:
+        """
+        Watch a connection session until its terminal state or ``timeout``.
+
+        :param client: the client (the account) to poll with; this monitor's
+            own by default. Another organisation's ``with_options`` copy fits.
+        :param tag: any hashable label, carried in every transition's key.
+        :return: the key its transitions carry.
+        """
+        key = WatchKey("connection", _session_id(session_id), tag)
+        integrations = (client or self._client).integrations
+        subscriber: _Subscriber[ConnectionStatus] = _Subscriber(
+            key,
+            timeout=timeout,
+            finish=lambda status: connection_outcome(status, key.target),
+        )
+        self._subscribe(
+            ("connection", key.target, *(client or self._client)._account),
+            subscriber,
+            lambda: integrations.connection_loop(
+                key.target, interval=interval, max_failures=max_failures
+            ),
+        )
+        return key
+
+    def watch_sync(
+        self,
+        provider: Provider | str,
+        *,
+        interval: float = 30.0,
+        until: Callable[[SyncStatus], bool] | None = None,
+        timeout: float | None = None,
+        max_failures: int | None = DEFAULT_MAX_FAILURES,
+        client: AsyncOutlit | None = None,
+        tag: object = None,
+    ) -> WatchKey:
+        """
+        Watch a provider's sync until ``until(status)`` is true or ``timeout``.
+
+        Without ``until`` or ``timeout`` it runs until the monitor is left.
+
+        :param client: the client (the account) to poll with; this monitor's
+            own by default.
+        :param tag: any hashable label, carried in every transition's key.
+        :return: the key its transitions carry.
+        """
+        key = WatchKey("sync", _provider(provider), tag)
+        integrations = (client or self._client).integrations
+        subscriber: _Subscriber[SyncStatus] = _Subscriber(
+            key, timeout=timeout, finish=sync_finish(until)
+        )
+        self._subscribe(
+            ("sync", key.target, *(client or self._client)._account),
+            subscriber,
+            lambda: integrations.sync_loop(
+                key.target, interval=interval, max_failures=max_failures
+            ),
+        )
+        return key
+
+    def _subscribe(
+        self,
+        loop_key: tuple[object, ...],
+        subscriber: _Subscriber[T],
+        make_loop: Callable[[], PollLoop[T]],
+    ) -> None:
+        if self._task_group is None or self._closed:
+            raise RuntimeError("add watches inside 'async with client.monitor()'")
+        if subscriber.timeout is not None and not subscriber.timeout > 0:
+            raise ValueError(
+                f"timeout must be a positive number, got {subscriber.timeout!r}"
+            )
+        shared = self._loops.get(loop_key)
+        if shared is None:
+            shared = self._loops[loop_key] = _Shared(make_loop())
+            self._task_group.start_soon(self._run, loop_key, shared)
+        shared.subscribers.append(subscriber)
+        self._active += 1
+
+    async def _run(self, loop_key: tuple[object, ...], shared: _Shared[T]) -> None:
+        try:
+            await self._drive(shared)
+        except AuthenticationError as exc:
+            self._fatal = exc
+            assert self._task_group is not None
+            self._task_group.cancel_scope.cancel()
+        finally:
+            if self._loops.get(loop_key) is shared:
+                del self._loops[loop_key]
+
+    async def _drive(self, shared: _Shared[T]) -> None:
+        subscribers = shared.subscribers
+        while subscribers:
+            deadline = min(s.deadline for s in subscribers)
+            try:
+                value = await shared.loop.poll(
+                    None if deadline == math.inf else deadline
+                )
+            except AuthenticationError:
+                raise
+            except Exception as exc:
+                for subscriber in list(subscribers):
+                    await self._end(
+                        shared, subscriber, subscriber.last, subscriber.last, exc
+                    )
+                return
+            if value is None:
+                await self._expire(shared)
+                continue
+            for subscriber in list(subscribers):
+                if value != subscriber.last:
+                    await self._deliver(shared, subscriber, value)
+
+    async def _deliver(
+        self, shared: _Shared[T], subscriber: _Subscriber[T], value: T
+    ) -> None:
+        terminal, error = subscriber.finish(value)
+        previous, subscriber.last = subscriber.last, value
+        if terminal:
+            await self._end(shared, subscriber, previous, value, error)
+        else:
+            await self._emit(Transition(subscriber.key, previous, value, now_utc()))
+
+    async def _expire(self, shared: _Shared[T]) -> None:
+        now = anyio.current_time()
+        for subscriber in list(shared.subscribers):
+            if subscriber.deadline <= now:
+                assert subscriber.timeout is not None
+                error = PollTimeoutError(
+                    target=subscriber.key.target, timeout=subscriber.timeout
+                )
+                await self._end(
+                    shared, subscriber, subscriber.last, subscriber.last, error
+                )
+
+    async def _end(
+        self,
+        shared: _Shared[T],
+        subscriber: _Subscriber[T],
+        previous: T | None,
+        current: T | None,
+        error: BaseException | None,
+    ) -> None:
+        shared.subscribers.remove(subscriber)
+        await self._emit(
+            Transition(subscriber.key, previous, current, now_utc(), True, error)
+        )
+        self._active -= 1
+        if self._active == 0:
+            assert self._send is not None
+            with contextlib.suppress(anyio.WouldBlock):
+                self._send.send_nowait(_IDLE)
+
+    async def _emit(self, change: Transition[Any]) -> None:
+        assert self._send is not None
+        await self._send.send(change)
+
+    def __aiter__(self) -> Monitor:
+        return self
+
+    async def __anext__(self) -> Transition[Any]:
+        receive = self._receive
+        if receive is None:
+            raise RuntimeError("iterate a monitor inside 'async with client.monitor()'")
+        while True:
+            try:
+                item = receive.receive_nowait()
+            except anyio.WouldBlock:
+                if self._active == 0:
+                    raise StopAsyncIteration from None
+                item = await receive.receive()
+            except (anyio.EndOfStream, anyio.ClosedResourceError):
+                raise StopAsyncIteration from None
+            if item is not _IDLE:
+                return item  # type: ignore[return-value]

@@ -1,0 +1,243 @@
+"""
+The poll loop every watch uses: schedule, request, compare.
+
+:class:`PollLoop` decides when to send the next poll and survives transient
+failures. :class:`Watch` turns its observations into :class:`Transition` items
+for one caller. The monitor drives the same loop for many callers at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from typing import Final, Generic, TypeVar, final
+
+import anyio
+
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    ConnectionExpiredError,
+    ConnectionFailedError,
+    PollTimeoutError,
+    RateLimitError,
+    ResponseValidationError,
+    ServerError,
+)
+from ._models import ConnectionState, ConnectionStatus, SyncStatus, Transition, WatchKey
+
+__all__ = ("Outcome", "PollLoop", "Watch", "connection_outcome", "is_transient")
+
+logger: Final = logging.getLogger("outlit_async")
+
+T = TypeVar("T", ConnectionStatus, SyncStatus)
+
+SPREAD: Final = 0.1
+"""How far a poll may stray from its schedule, as a share of the interval."""
+
+Outcome = tuple[bool, BaseException | None]
+"""Whether an observation ends a watch, and the error it ends with."""
+
+
+def is_transient(exc: BaseException) -> bool:
+    """
+    Whether a failed poll is worth another: no answer, or an answer that may heal.
+    """
+    if isinstance(
+        exc, (APIConnectionError, ServerError, RateLimitError, ResponseValidationError)
+    ):
+        return True
+    return isinstance(exc, APIStatusError) and exc.status == 408
+
+
+def connection_outcome(status: ConnectionStatus, session_id: str) -> Outcome:
+    """
+    Whether ``status`` ends a connection watch, and as what error.
+    """
+    if not status.terminal:
+        return False, None
+    if status.status == ConnectionState.FAILED:
+        return True, ConnectionFailedError(session_id=session_id, error=status.error)
+    if status.status == ConnectionState.EXPIRED:
+        return True, ConnectionExpiredError(session_id=session_id)
+    return True, None
+
+
+def now_utc() -> datetime:
+    """
+    The current time, aware UTC.
+    """
+    return datetime.now(timezone.utc)
+
+
+class PollLoop(Generic[T]):
+    """
+    When to poll, and polling until an answer comes.
+
+    The first poll goes out at once, up to a tenth of the interval late, so
+    that watches started together do not fire together. Later polls start
+    ``interval`` apart, start to start, each moved by up to a tenth of the
+    interval either way. A ``Retry-After`` on a failed poll pushes the next
+    poll back by that much, once.
+
+    :param fetch: sends one poll and decodes its answer.
+    :param interval: seconds between the starts of two polls.
+    :param max_failures: failed polls in a row after which the last failure
+        is raised; None never gives up.
+    """
+
+    __slots__ = ("_fetch", "_next_at", "failures", "interval", "max_failures", "target")
+
+    _fetch: Callable[[], Awaitable[T]]
+
+    def __init__(
+        self,
+        fetch: Callable[[], Awaitable[T]],
+        *,
+        interval: float,
+        target: str,
+        max_failures: int | None,
+    ) -> None:
+        self._fetch = fetch
+        self._next_at: float | None = None
+        self.interval = interval
+        self.target = target
+        self.max_failures = max_failures
+        self.failures = 0
+
+    async def poll(self, deadline: float | None) -> T | None:
+        """
+        Wait for the next poll's time, send it, and return its answer.
+
+        Transient failures are retried on the schedule. Returns None when
+        ``deadline`` (on anyio's clock) passes first.
+
+        :raises APIError: a failure that polling again cannot mend, or the
+            last of ``max_failures`` transient ones in a row.
+        """
+        while True:
+            if not await self._wait_turn(deadline):
+                return None
+            try:
+                if deadline is None:
+                    return await self._send()
+                with anyio.CancelScope(deadline=deadline):
+                    return await self._send()
+                return None
+            except Exception as exc:
+                self._note_failure(exc)
+
+    async def _wait_turn(self, deadline: float | None) -> bool:
+        now = anyio.current_time()
+        if self._next_at is None:
+            self._next_at = now + random.uniform(0, SPREAD) * self.interval
+        if deadline is not None and deadline <= self._next_at:
+            await anyio.sleep_until(deadline)
+            return False
+        if self._next_at > now:
+            await anyio.sleep_until(self._next_at)
+        return True
+
+    async def _send(self) -> T:
+        started = anyio.current_time()
+        self._next_at = started + self.interval * random.uniform(1 - SPREAD, 1 + SPREAD)
+        value = await self._fetch()
+        self.failures = 0
+        return value
+
+    def _note_failure(self, exc: Exception) -> None:
+        if not is_transient(exc):
+            raise exc
+        self.failures += 1
+        if self.max_failures is not None and self.failures >= self.max_failures:
+            raise exc
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after and self._next_at is not None:
+            self._next_at = max(self._next_at, anyio.current_time() + retry_after)
+        logger.warning(
+            "poll of %s failed (%s), polling again in %.2f s",
+            self.target,
+            exc,
+            max(0.0, (self._next_at or 0.0) - anyio.current_time()),
+            extra={"target": self.target, "failures": self.failures},
+        )
+
+
+@final
+class Watch(Generic[T]):
+    """
+    The transitions of one watched thing, as an async iterator.
+
+    It polls only while it is being iterated: closing it, or stopping the
+    iteration, stops its polls. It ends after its terminal transition.
+    A poll outcome (a failed or expired session, the watch's own timeout)
+    arrives as the terminal transition's ``error``; a failure that ends the
+    polls (a 400, a 401, failures in a row) is raised from the iteration.
+    """
+
+    __slots__ = ("_deadline", "_done", "_finish", "_last", "_loop", "key", "timeout")
+
+    _loop: PollLoop[T]
+    _finish: Callable[[T], Outcome]
+
+    def __init__(
+        self,
+        loop: PollLoop[T],
+        *,
+        key: WatchKey,
+        timeout: float | None,
+        finish: Callable[[T], Outcome],
+    ) -> None:
+        self._loop = loop
+        self._finish = finish
+        self._last: T | None = None
+        self._done = False
+        self._deadline: float | None = None
+        self.key = key
+        self.timeout = timeout
+
+    def __aiter__(self) -> Watch[T]:
+        return self
+
+    async def __anext__(self) -> Transition[T]:
+        if self._done:
+            raise StopAsyncIteration
+        if self._deadline is None and self.timeout is not None:
+            self._deadline = anyio.current_time() + self.timeout
+        try:
+            return await self._next_change()
+        except BaseException:
+            self._done = True
+            raise
+
+    async def _next_change(self) -> Transition[T]:
+        while True:
+            value = await self._loop.poll(self._deadline)
+            if value is None:
+                assert self.timeout is not None
+                self._done = True
+                late = PollTimeoutError(target=self.key.target, timeout=self.timeout)
+                return Transition(
+                    self.key, self._last, self._last, now_utc(), True, late
+                )
+            if value == self._last:
+                continue
+            terminal, error = self._finish(value)
+            change = Transition(self.key, self._last, value, now_utc(), terminal, error)
+            self._last = value
+            self._done = terminal
+            return change
+
+    async def aclose(self) -> None:
+        """
+        Stop watching; no poll is sent after this.
+        """
+        self._done = True
+
+    async def __aenter__(self) -> Watch[T]:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

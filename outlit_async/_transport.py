@@ -1,0 +1,393 @@
+"""
+One request to the Outlit API: auth, the concurrency limit, retries, errors.
+
+Every call of the SDK goes through :meth:`Transport.request`. Retry delays come
+from :func:`retry_delays`, the one place that knows about ``backoff``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import platform
+import time
+from collections.abc import Iterator, Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import aiohttp
+import anyio
+import attrs
+import backoff
+
+from ._errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ConnectionLimitError,
+    NotConnectedError,
+    RateLimitError,
+    ResponseValidationError,
+    ServerError,
+)
+from ._version import __version__
+
+__all__ = (
+    "Pool",
+    "Settings",
+    "Transport",
+    "is_loopback",
+    "parse_retry_after",
+    "retry_delays",
+)
+
+logger: Final = logging.getLogger("outlit_async")
+
+MAX_RETRY_AFTER: Final = 60.0
+"""The longest wait a ``Retry-After`` answer can impose, in seconds."""
+
+_USER_AGENT: Final = (
+    f"outlit-async/{__version__} "
+    f"python/{platform.python_version()} aiohttp/{aiohttp.__version__}"
+)
+_RETRIED_POST_STATUSES: Final = frozenset({429, 503})
+
+
+def is_retried(method: str, status: int) -> bool:
+    """
+    Whether an answer of ``status`` to ``method`` is worth another attempt.
+
+    A GET changes nothing, so 408, 429 and every 5xx are retried. A POST
+    changes state, so only the answers that say the server did not act are:
+    429 and 503.
+    """
+    if method == "GET":
+        return status >= 500 or status in (408, 429)
+    return status in _RETRIED_POST_STATUSES
+
+
+def is_loopback(host: str) -> bool:
+    """
+    Whether ``host`` names this machine: ``localhost`` or a loopback address.
+    """
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(base_url: str) -> str:
+    """
+    ``base_url`` without a trailing slash, once it is safe to send a key to.
+
+    :raises ConfigurationError: if it is not an absolute http(s) URL, or is
+        plain http to a host other than this machine.
+    """
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigurationError(
+            f"base_url must be an absolute https:// URL, got {base_url!r}"
+        )
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigurationError(
+            f"refusing to send the API key over plain http to {parts.hostname!r}: "
+            "use https, or http only to a loopback host such as 127.0.0.1"
+        )
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ConfigurationError(
+            "base_url must not carry credentials, a query or a fragment"
+        )
+    return base_url.rstrip("/")
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """
+    The seconds a ``Retry-After`` header asks for, capped at one minute.
+
+    It may be a number of seconds or an HTTP date. An unreadable value gives
+    None; a date in the past gives 0.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if moment.tzinfo is None:
+            return None
+        seconds = moment.timestamp() - (time.time() if now is None else now)
+    if seconds != seconds:
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def retry_delays(first: float) -> Iterator[float]:
+    """
+    Waits between retries: exponential from ``first``, full jitter, at most 30 s.
+    """
+    jittered = backoff.full_jitter
+    for value in backoff.expo(base=2, factor=first, max_value=30.0):
+        if value is not None:
+            yield jittered(value)
+
+
+@attrs.frozen(repr=False)
+class Settings:
+    """
+    What a client sends with every request. Never printed: it holds the key.
+    """
+
+    api_key: str
+    base_url: str
+    timeout: float
+    max_retries: int
+    retry_delay: float
+    headers: Mapping[str, str] = attrs.field(init=False)
+    client_timeout: aiohttp.ClientTimeout = attrs.field(init=False)
+
+    @headers.default
+    def _headers(self) -> Mapping[str, str]:
+        return {
+            "Authorization": f"Bearer {self.api_key}",
+            "User-Agent": _USER_AGENT,
+            "Accept": "application/json",
+        }
+
+    @client_timeout.default
+    def _client_timeout(self) -> aiohttp.ClientTimeout:
+        return aiohttp.ClientTimeout(total=self.timeout)
+
+    def __repr__(self) -> str:
+        return f"Settings(base_url={self.base_url!r}, api_key=<hidden>)"
+
+
+class Pool:
+    """
+    The connections and the concurrency limit, shared by a client's copies.
+
+    Both are bound to an event loop, so they are made on first use, in the
+    loop that uses them.
+    """
+
+    __slots__ = (
+        "_limiter",
+        "_loop",
+        "_session",
+        "closed",
+        "max_concurrency",
+        "owns_session",
+    )
+
+    def __init__(
+        self, *, max_concurrency: int, session: aiohttp.ClientSession | None
+    ) -> None:
+        self.max_concurrency = max_concurrency
+        self.owns_session = session is None
+        self.closed = False
+        self._session = session
+        self._limiter: anyio.CapacityLimiter | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def get(self) -> tuple[aiohttp.ClientSession, anyio.CapacityLimiter]:
+        """
+        The session and limiter for the running loop, made on first use.
+        """
+        session, limiter = self._session, self._limiter
+        if limiter is not None and session is not None and not session.closed:
+            if asyncio.get_running_loop() is not self._loop:
+                raise RuntimeError(
+                    "this client was first used in another event loop; "
+                    "make one client per event loop"
+                )
+            return session, limiter
+        if self.closed:
+            raise RuntimeError("the client is closed")
+        self._loop = asyncio.get_running_loop()
+        if session is None:
+            connector = aiohttp.TCPConnector(
+                limit=self.max_concurrency, limit_per_host=0
+            )
+            session = self._session = aiohttp.ClientSession(connector=connector)
+        elif session.closed:
+            raise RuntimeError("the aiohttp session passed to the client is closed")
+        limiter = self._limiter = anyio.CapacityLimiter(self.max_concurrency)
+        return session, limiter
+
+    async def aclose(self) -> None:
+        """
+        Close the connections, unless they belong to a session the caller passed.
+        """
+        self.closed = True
+        session, self._session = self._session, None
+        if session is not None and self.owns_session:
+            await session.close()
+
+
+class Transport:
+    """
+    Sends requests for one set of settings over a pool.
+    """
+
+    __slots__ = ("pool", "settings")
+
+    def __init__(self, settings: Settings, pool: Pool) -> None:
+        self.settings = settings
+        self.pool = pool
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """
+        Send one request, retrying as the policy allows, and decode its JSON.
+
+        :raises APIStatusError: (a subclass, by status) for an error answer.
+        :raises APIConnectionError: if no answer came after the retries.
+        :raises ResponseValidationError: if a successful answer is not JSON.
+        """
+        route = f"{method} {path}"
+        delays: Iterator[float] | None = None
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                status, raw, retry_after = await self._send(
+                    method, path, params, body, attempt
+                )
+            except APIConnectionError as exc:
+                if method != "GET" or attempt > self.settings.max_retries:
+                    raise
+                failure: str = type(exc).__name__
+                wait = None
+            else:
+                if status < 400:
+                    return _decode_json(raw, route=route, status=status)
+                error = _status_error(route, status, raw, retry_after, path=path)
+                if (
+                    not is_retried(method, status)
+                    or attempt > self.settings.max_retries
+                ):
+                    raise error
+                failure = f"status {status}"
+                wait = retry_after
+            if wait is None:
+                if delays is None:
+                    delays = retry_delays(self.settings.retry_delay)
+                wait = next(delays)
+            logger.warning(
+                "retrying %s in %.2f s after %s (attempt %d of %d)",
+                route,
+                wait,
+                failure,
+                attempt,
+                self.settings.max_retries + 1,
+                extra={"route": route, "attempt": attempt, "wait": wait},
+            )
+            await anyio.sleep(wait)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        body: Mapping[str, Any] | None,
+        attempt: int,
+    ) -> tuple[int, bytes, float | None]:
+        session, limiter = self.pool.get()
+        settings = self.settings
+        started = time.perf_counter()
+        try:
+            async with (
+                limiter,
+                session.request(
+                    method,
+                    settings.base_url + path,
+                    params=params,
+                    json=body,
+                    headers=settings.headers,
+                    timeout=settings.client_timeout,
+                    allow_redirects=False,
+                ) as response,
+            ):
+                raw = await response.read()
+                status = response.status
+                retry_header = response.headers.get("Retry-After")
+        except asyncio.TimeoutError as exc:
+            raise APITimeoutError(
+                f"{method} {path}: no answer within {settings.timeout:g} s",
+                route=f"{method} {path}",
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise APIConnectionError(
+                f"{method} {path}: connection failed ({type(exc).__name__})",
+                route=f"{method} {path}",
+            ) from exc
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "%s %s -> %d in %.1f ms (attempt %d)",
+                method,
+                path,
+                status,
+                (time.perf_counter() - started) * 1000,
+                attempt,
+            )
+        retry_after = (
+            parse_retry_after(retry_header) if retry_header is not None else None
+        )
+        return status, raw, retry_after
+
+
+def _decode_json(raw: bytes, *, route: str, status: int) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise ResponseValidationError(
+            route=route, status=status, errors=["$: the body is not valid JSON"]
+        ) from None
+
+
+def _status_error(
+    route: str, status: int, raw: bytes, retry_after: float | None, *, path: str
+) -> APIStatusError:
+    try:
+        body: object = json.loads(raw)
+    except ValueError:
+        body = raw[:500].decode("utf-8", "replace")
+    said = body.get("error") or body.get("message") if isinstance(body, dict) else None
+    message = f"{route} answered {status}" + (
+        f": {said}" if isinstance(said, str) else ""
+    )
+    if status == 400:
+        return BadRequestError(message, route=route, status=status, body=body)
+    if status == 401:
+        return AuthenticationError(message, route=route, status=status, body=body)
+    if status == 403:
+        return ConnectionLimitError(message, route=route, status=status, body=body)
+    if status == 404 and path.endswith("/disconnect"):
+        return NotConnectedError(message, route=route, status=status, body=body)
+    if status == 429:
+        return RateLimitError(
+            message, route=route, status=status, body=body, retry_after=retry_after
+        )
+    if status >= 500:
+        return ServerError(
+            message, route=route, status=status, body=body, retry_after=retry_after
+        )
+    return APIStatusError(message, route=route, status=status, body=body)
