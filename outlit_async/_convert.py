@@ -236,7 +236,13 @@ def structure_capabilities(
             raise ResponseValidationError(
                 route=route, status=200, errors=["$.provider: required field missing"]
             )
-        return structure(body["provider"], Capability, route=route)
+        try:
+            return structure(body["provider"], Capability, route=route)
+        except ResponseValidationError as exc:
+            nested = [e.replace("$", "$.provider", 1) for e in exc.errors]
+            raise ResponseValidationError(
+                route=route, status=200, errors=nested
+            ) from None
     capabilities: dict[str, Capability] = {}
     errors: list[str] = []
     for key, value in body.items():
