@@ -452,25 +452,26 @@ async def test_max_concurrency_caps_requests_in_flight(fake: FakeOutlit) -> None
 
 
 def test_second_event_loop_is_a_clear_error() -> None:
-    """A client first used in one loop refuses, clearly, to work in another."""
-    first = asyncio.new_event_loop()
+    """A client used in one asyncio.run refuses, clearly, to work in a second."""
     client = AsyncOutlit(KEY, base_url="http://127.0.0.1:9")
 
-    async def use() -> None:
+    async def use() -> int:
         async with FakeOutlit(KEY) as fake:
-            fake_client = client.with_options(base_url=fake.url)
-            await fake_client.integrations.list()
+            copy = client.with_options(base_url=fake.url)
+            return len(await copy.integrations.list())
 
     async def use_again() -> None:
         await client.integrations.list()
 
+    async def close() -> None:
+        await client.aclose()
+
     try:
-        first.run_until_complete(use())
+        assert asyncio.run(use()) == 12
         with pytest.raises(RuntimeError, match="another event loop"):
             asyncio.run(use_again())
     finally:
-        first.run_until_complete(client.aclose())
-        first.close()
+        asyncio.run(close())
 
 
 def test_client_made_outside_a_loop_works_inside_one() -> None:
