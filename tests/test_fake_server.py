@@ -1670,6 +1670,24 @@ async def test_control_routes(fake: FakeOutlit, http: aiohttp.ClientSession) -> 
     assert refused[0] == 401
 
 
+async def test_control_route_adds_organisations(
+    fake: FakeOutlit, http: aiohttp.ClientSession
+) -> None:
+    """/_fake/organizations adds organisations with providers connected."""
+    body = {"apiKeys": ["ok_a", "ok_b"], "providers": ["stripe", "hubspot"]}
+
+    added = await post(http, "/_fake/organizations", body)
+    again = await post(http, "/_fake/organizations", body)
+    unknown = await post(
+        http, "/_fake/organizations", {"apiKeys": ["ok_c"], "providers": ["acme"]}
+    )
+
+    assert added == (200, {"organizations": 2})
+    assert again[0] == 400
+    assert unknown[0] == 400
+    assert set(fake.organization("ok_b").connections) == {"stripe", "hubspot"}
+
+
 def test_ten_thousand_sessions_are_cheap() -> None:
     """Opening 10,000 sessions by hand takes well under a second."""
     fake = FakeOutlit(KEY)

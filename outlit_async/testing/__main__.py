@@ -3,9 +3,15 @@ Serve FakeOutlit as a process: ``python -m outlit_async.testing --port 8765``.
 
 The process prints ``OUTLIT_BASE_URL=...`` and ``OUTLIT_API_KEY=...`` on
 stdout once it listens, then serves until SIGINT or SIGTERM. Benchmarks use it
-to keep the server out of the measured process; they can open thousands of
-scripted sessions in one request with ``POST /_fake/sessions`` and read request
-counts from ``GET /_fake/stats``.
+to keep the server out of the measured process. Its control routes, guarded by
+the API key like the API, set a run up in one request each:
+
+- ``POST /_fake/sessions`` ``{"provider", "count", "outcome"?, "afterPolls"?,
+  "error"?}`` opens ``count`` sessions and answers ``{"sessionIds": [...]}``;
+- ``POST /_fake/organizations`` ``{"apiKeys": [...], "providers"?: [...]}`` adds
+  organisations with those providers connected;
+- ``GET /_fake/stats`` answers the request counts by path, the faults injected
+  and the sessions by status.
 """
 
 from __future__ import annotations

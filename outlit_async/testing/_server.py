@@ -408,15 +408,14 @@ class FakeOutlit:
 
     def clear_requests(self) -> None:
         """
-        Forget the recorded requests and the per-route counts.
+        Forget the recorded requests; :attr:`request_counts` keeps counting.
         """
         self._records.clear()
-        self._counts.clear()
 
     @property
     def request_counts(self) -> dict[str, int]:
         """
-        How many requests each path received, kept even when ``record=False``.
+        How many requests each path received since the start, recorded or not.
         """
         return dict(self._counts)
 
@@ -478,16 +477,12 @@ class FakeOutlit:
             transport = request.transport
             if transport is not None:
                 transport.close()
-            return web.Response(status=code)
+            return web.Response()
 
         org = org or self._default
-        body = error_body(
-            fault,
-            path,
-            plan=org.plan,
-            connections=len(org.connections),
-            limit=org.connection_limit or len(org.connections),
-        )
+        count = len(org.connections)
+        limit = count if org.connection_limit is None else org.connection_limit
+        body = error_body(fault, path, plan=org.plan, connections=count, limit=limit)
         headers = None
         if fault.retry_after is not None:
             headers = {"Retry-After": fault.retry_after}
