@@ -11,22 +11,47 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from .._client import AsyncOutlit
 from ._exit import CommandError, Exit
 
-__all__ = ("api_key", "make_client", "parse_config", "read_config")
+__all__ = (
+    "api_key",
+    "is_variable_name",
+    "make_client",
+    "parse_config",
+    "read_config",
+)
+
+_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def is_variable_name(name: str) -> bool:
+    """
+    Whether ``name`` can name an environment variable and does not look like a key.
+
+    A key passed where a variable's name belongs is refused without being
+    repeated in the message.
+    """
+    return bool(_NAME.fullmatch(name)) and not name.lower().startswith("ok_")
 
 
 def api_key(variable: str) -> str:
     """
     The key held by the environment variable ``variable``.
 
-    :raises CommandError: if it is unset or empty (exit status 3).
+    :raises CommandError: if ``variable`` is not a variable's name (exit
+        status 2), or if it is unset or empty (exit status 3).
     """
+    if not is_variable_name(variable):
+        raise CommandError(
+            "--api-key-env takes the name of an environment variable, "
+            "such as OUTLIT_API_KEY, not a key"
+        )
     key = os.environ.get(variable)
     if not key:
         raise CommandError(

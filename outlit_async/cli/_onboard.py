@@ -27,7 +27,7 @@ from .._models import BrowserSession, ConnectionStatus, SyncStatus, Transition
 from .._monitor import Monitor
 from . import _tables
 from ._exit import CommandError, Exit, describe, say
-from ._inputs import make_client
+from ._inputs import is_variable_name, make_client
 from ._progress import (
     CONNECTION_STATES,
     SYNC_STATES,
@@ -138,6 +138,8 @@ def _parse_line(text: str, number: int, index: int, default_key_env: str) -> Job
             raise ValueError(f"'{name}' must be {expected}")
 
     key_env = item.get("key_env", default_key_env)
+    if not is_variable_name(key_env):
+        raise ValueError("'key_env' must name an environment variable, not hold a key")
     key = os.environ.get(key_env)
     if not key:
         raise ValueError(f"the key environment variable {key_env} is not set")

@@ -5,8 +5,9 @@ The arguments of ``outlit-async``.
 from __future__ import annotations
 
 import argparse
+import re
 import textwrap
-from typing import Final
+from typing import Final, NoReturn
 
 from .._version import __version__
 from ._exit import PROG
@@ -31,6 +32,23 @@ _EPILOG: Final = textwrap.dedent(
     Start with:  outlit-async demo
     """
 )
+
+
+_KEY_LIKE: Final = re.compile(r"ok_[^\s',]+", re.IGNORECASE)
+_OBJECT_LIKE: Final = re.compile(r"\{.*\}", re.DOTALL)
+
+
+class _Parser(argparse.ArgumentParser):
+    """
+    A parser whose usage errors never repeat a key or a JSON object.
+
+    A key or a config passed as an argument by mistake is already in the
+    shell's history; it should not also land in a CI log.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        message = _KEY_LIKE.sub("ok_***", message)
+        super().error(_OBJECT_LIKE.sub("{...}", message))
 
 
 class _Formatter(
@@ -125,11 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
     """
     The parser: global options, then one subcommand.
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog=PROG,
         description="The Outlit integrations API from the command line.",
         epilog=_EPILOG,
         formatter_class=_Formatter,
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=__version__)
     parser.add_argument(
@@ -166,7 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, summary: str) -> argparse.ArgumentParser:
         sub = commands.add_parser(
-            name, help=summary, description=summary, formatter_class=_Formatter
+            name,
+            help=summary,
+            description=summary,
+            formatter_class=_Formatter,
+            allow_abbrev=False,
         )
         _output_options(sub, top=False)
         return sub
