@@ -155,8 +155,17 @@ class Monitor:
         assert self._task_group is not None and self._send is not None
         self._closed = True
         self._task_group.cancel_scope.cancel()
+        # The caller's own error leaves as it is, not wrapped in an ExceptionGroup:
+        # the watch tasks raise nothing, so the task group has nothing to add.
+        own_error = exc is not None and not isinstance(
+            exc, anyio.get_cancelled_exc_class()
+        )
         try:
-            suppressed = await self._task_group.__aexit__(exc_type, exc, tb)
+            if own_error:
+                await self._task_group.__aexit__(None, None, None)
+                suppressed = False
+            else:
+                suppressed = await self._task_group.__aexit__(exc_type, exc, tb)
         finally:
             self._send.close()
             if self._receive is not None:
@@ -256,7 +265,7 @@ class Monitor:
 
     async def _run(self, loop_key: tuple[object, ...], shared: _Shared[T]) -> None:
         try:
-            await self._drive(shared)
+            await self._drive(loop_key, shared)
         except AuthenticationError as exc:
             self._fatal = exc
             assert self._task_group is not None
@@ -265,7 +274,7 @@ class Monitor:
             if self._loops.get(loop_key) is shared:
                 del self._loops[loop_key]
 
-    async def _drive(self, shared: _Shared[T]) -> None:
+    async def _drive(self, loop_key: tuple[object, ...], shared: _Shared[T]) -> None:
         subscribers = shared.subscribers
         while subscribers:
             deadline = min(s.deadline for s in subscribers)
@@ -276,6 +285,8 @@ class Monitor:
             except AuthenticationError:
                 raise
             except Exception as exc:
+                # A watch added while these end must start a loop of its own.
+                del self._loops[loop_key]
                 for subscriber in list(subscribers):
                     await self._end(
                         shared, subscriber, subscriber.last, subscriber.last, exc
