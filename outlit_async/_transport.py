@@ -330,28 +330,37 @@ class Transport:
                 status = response.status
                 retry_header = response.headers.get("Retry-After")
         except asyncio.TimeoutError as exc:
+            _log_request(method, path, "timed out", started, attempt)
             raise APITimeoutError(
                 f"{method} {path}: no answer within {settings.timeout:g} s",
                 route=f"{method} {path}",
             ) from exc
         except aiohttp.ClientError as exc:
+            _log_request(method, path, type(exc).__name__, started, attempt)
             raise APIConnectionError(
                 f"{method} {path}: connection failed ({type(exc).__name__})",
                 route=f"{method} {path}",
             ) from exc
-        if logger.isEnabledFor(logging.DEBUG):
-            logger.debug(
-                "%s %s -> %d in %.1f ms (attempt %d)",
-                method,
-                path,
-                status,
-                (time.perf_counter() - started) * 1000,
-                attempt,
-            )
+        _log_request(method, path, status, started, attempt)
         retry_after = (
             parse_retry_after(retry_header) if retry_header is not None else None
         )
         return status, raw, retry_after
+
+
+def _log_request(
+    method: str, path: str, outcome: int | str, started: float, attempt: int
+) -> None:
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "%s %s -> %s in %.1f ms (attempt %d)",
+            method,
+            path,
+            outcome,
+            (time.perf_counter() - started) * 1000,
+            attempt,
+            extra={"route": f"{method} {path}", "attempt": attempt},
+        )
 
 
 def _decode_json(raw: bytes, *, route: str, status: int) -> Any:

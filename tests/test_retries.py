@@ -439,6 +439,27 @@ async def test_each_retry_logs_a_warning_and_each_answer_a_debug_line(
         assert fake.api_key not in record.getMessage()
 
 
+async def test_a_request_with_no_answer_still_logs_its_debug_line(
+    fake: FakeOutlit, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A dropped POST gets a DEBUG line naming the failure instead of a status."""
+    caplog.set_level(logging.DEBUG, logger="outlit_async")
+    fake.faults.add(DISCONNECT, Fault.drop())
+
+    async with _client(fake) as client:
+        with pytest.raises(APIConnectionError):
+            await client.integrations.disconnect("stripe")
+
+    debugs = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "outlit_async" and r.levelno == logging.DEBUG
+    ]
+    assert len(debugs) == 1
+    assert debugs[0].startswith(f"POST {DISCONNECT} -> ServerDisconnectedError in ")
+    assert debugs[0].endswith(" ms (attempt 1)")
+
+
 async def test_nothing_is_logged_at_info(
     fake: FakeOutlit, caplog: pytest.LogCaptureFixture
 ) -> None:
