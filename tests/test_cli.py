@@ -337,6 +337,20 @@ async def test_usage_errors_exit_2(cli: Callable[..., Any]) -> None:
         assert (await cli(*argv)).status == Exit.USAGE, argv
 
 
+async def test_wait_with_a_refused_key_stops_every_watch(
+    cli: Callable[..., Any], fake: FakeOutlit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 401 while waiting stops all the watches and exits 3."""
+    sessions = [fake.create_session("hubspot"), fake.create_session("slack")]
+    monkeypatch.setenv("OUTLIT_API_KEY", "ok_revoked")
+
+    result = await cli("wait", *sessions, "--interval", "0.01")
+
+    assert result.status == Exit.AUTH
+    assert "AuthenticationError: GET /api/integrations/connect/status" in result.err
+    assert len(fake.requests_to("/api/integrations/connect/status")) <= 2
+
+
 async def test_wait_exits_0_when_every_session_connects(
     cli: Callable[..., Any], fake: FakeOutlit
 ) -> None:

@@ -70,10 +70,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         out = Output(choose_mode(json_lines=args.json_lines, table=args.table))
         return int(asyncio.run(_command(args.command)(args, out)))
-    except KeyboardInterrupt:
-        say("interrupted")
-        return Exit.INTERRUPTED
-    except (OutlitError, CommandError) as exc:
-        return report(exc)
+    except BaseException as exc:
+        error = _alone(exc)
+        if isinstance(error, KeyboardInterrupt):
+            say("interrupted")
+            return Exit.INTERRUPTED
+        if isinstance(error, (OutlitError, CommandError)):
+            return report(error)
+        raise
     finally:
         sys.stdout.flush()
+
+
+def _alone(exc: BaseException) -> BaseException:
+    """
+    The error a task group wrapped on its own, or ``exc`` itself.
+    """
+    while True:
+        inner = getattr(exc, "exceptions", None)
+        if not isinstance(inner, tuple) or len(inner) != 1:
+            return exc
+        exc = inner[0]

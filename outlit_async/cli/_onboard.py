@@ -36,6 +36,7 @@ from ._progress import (
     connection_label,
     event_text,
     open_view,
+    reason,
     sync_label,
     transition_record,
 )
@@ -269,7 +270,7 @@ class Onboarding:
     ) -> None:
         state = connection_label(change)
         self.connections.set(job.index, state)
-        detail = None if change.error is None else str(change.error)
+        detail = reason(change.error)
         self.view.event(
             transition_record(change, event="transition", **job.fields()),
             (lambda: event_text(job.subject(), state, detail))
@@ -286,10 +287,12 @@ class Onboarding:
     def _sync_changed(self, job: Job, change: Transition[SyncStatus]) -> None:
         state = sync_label(change)
         self.syncs.set(job.index, state)
-        detail = None
-        if change.error is not None:
-            detail = str(change.error)
-        elif change.current is not None and change.current.failed_models:
+        detail = reason(change.error)
+        if (
+            detail is None
+            and change.current is not None
+            and change.current.failed_models
+        ):
             detail = "failed: " + ", ".join(
                 s.model for s in change.current.failed_models
             )
@@ -375,10 +378,7 @@ def summarize(out: Output, jobs: Sequence[Job], bad_lines: int) -> None:
 
 
 def _cell(state: str, error: str | None) -> str:
-    if error is None or state in ("expired", "timed out"):
-        return state
-    reason = error.split(": ", 1)[-1] if state == "failed" else error
-    return f"{state}: {reason}"
+    return state if error is None else f"{state}: {error}"
 
 
 def _totals(jobs: Sequence[Job], bad_lines: int) -> dict[str, Any]:
@@ -407,8 +407,8 @@ async def onboard(args: argparse.Namespace, out: Output) -> Exit:
     ``onboard FILE``: exit status 0 only if every line connected and synced.
     """
     jobs, bad = parse_jobs(_read_lines(args.file), default_key_env=args.api_key_env)
-    for number, reason in bad:
-        say(f"{args.file} line {number}: {reason}")
+    for number, problem in bad:
+        say(f"{args.file} line {number}: {problem}")
     if not jobs:
         say(f"{args.file}: no organisation to onboard")
         return Exit.FAILED

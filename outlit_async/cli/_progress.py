@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from .._errors import ConnectionExpiredError, ConnectionFailedError, PollTimeoutError
 from .._models import ConnectionStatus, SyncStatus, Transition
+from ._exit import describe
 from ._render import Mode, Output, iso
 
 if TYPE_CHECKING:
@@ -97,6 +98,19 @@ def _ending(change: Transition[Any]) -> str | None:
     ):
         return "error"
     return None
+
+
+def reason(error: BaseException | None) -> str | None:
+    """
+    Why a watch ended badly, in a few words: no session id, no repetition.
+    """
+    if error is None or isinstance(error, ConnectionExpiredError):
+        return None
+    if isinstance(error, ConnectionFailedError):
+        return error.error
+    if isinstance(error, PollTimeoutError):
+        return f"no end within {error.timeout:g} s"
+    return describe(error)
 
 
 def connection_label(change: Transition[ConnectionStatus]) -> str:

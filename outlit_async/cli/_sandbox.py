@@ -66,6 +66,7 @@ async def sandbox(args: argparse.Namespace) -> Exit:
         await _serve(fake, log=not args.quiet)
     finally:
         await fake.close()
+    print("Outlit sandbox stopped.", file=sys.stderr, flush=True)
     return Exit.OK
 
 

@@ -19,6 +19,7 @@ from ._progress import (
     connection_label,
     event_text,
     open_view,
+    reason,
     sync_label,
     transition_record,
 )
@@ -61,8 +62,7 @@ async def wait(args: argparse.Namespace, out: Output) -> Exit:
 
 
 def _connection_line(change: Transition[ConnectionStatus], state: str) -> Any:
-    detail = None if change.error is None else str(change.error)
-    return lambda: event_text(change.key.target, state, detail)
+    return lambda: event_text(change.key.target, state, reason(change.error))
 
 
 async def watch_sync(args: argparse.Namespace, out: Output) -> Exit:
@@ -93,10 +93,12 @@ async def watch_sync(args: argparse.Namespace, out: Output) -> Exit:
 
 def _sync_line(change: Transition[SyncStatus], state: str) -> Any:
     def text() -> Any:
-        detail = None
-        if change.error is not None:
-            detail = str(change.error)
-        elif change.current is not None and change.current.failed_models:
+        detail = reason(change.error)
+        if (
+            detail is None
+            and change.current is not None
+            and change.current.failed_models
+        ):
             detail = ", ".join(s.model for s in change.current.failed_models)
         return event_text(change.key.target, state, detail)
 
