@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final, final, overload
+from typing import TYPE_CHECKING, Any, Final, Literal, final, overload
 from urllib.parse import urlsplit
 
 from ._convert import structure, structure_capabilities, structure_connect
@@ -38,6 +38,39 @@ CONNECT: Final = "/api/integrations/connect"
 CONNECTION_STATUS: Final = "/api/integrations/connect/status"
 DISCONNECT: Final = "/api/integrations/disconnect"
 SYNC_STATUS: Final = "/api/integrations/sync-status"
+
+BrowserProviderId = Literal[
+    "hubspot",
+    "attio",
+    "slack",
+    "google-calendar",
+    "google-mail",
+    "gmail",
+    Provider.HUBSPOT,
+    Provider.ATTIO,
+    Provider.SLACK,
+    Provider.GOOGLE_CALENDAR,
+    Provider.GOOGLE_MAIL,
+]
+"""The providers whose connect answers a :class:`BrowserSession`."""
+
+DirectProviderId = Literal[
+    "fireflies",
+    "granola",
+    "posthog",
+    "stripe",
+    "supabase",
+    "clerk",
+    "pylon",
+    Provider.FIREFLIES,
+    Provider.GRANOLA,
+    Provider.POSTHOG,
+    Provider.STRIPE,
+    Provider.SUPABASE,
+    Provider.CLERK,
+    Provider.PYLON,
+]
+"""The providers whose connect takes credentials: a :class:`DirectConnection`."""
 
 DEFAULT_MAX_FAILURES: Final = 10
 """Failed polls in a row after which a watch gives up with the last error."""
@@ -88,11 +121,29 @@ class Integrations:
             body, route=f"GET {CAPABILITIES}", single=provider is not None
         )
 
+    @overload
+    async def connect(
+        self, provider: BrowserProviderId, config: None = None
+    ) -> BrowserSession: ...
+
+    @overload
+    async def connect(
+        self, provider: DirectProviderId, config: Mapping[str, Any]
+    ) -> DirectConnection: ...
+
+    @overload
+    async def connect(
+        self, provider: Provider | str, config: Mapping[str, Any] | None = None
+    ) -> DirectConnection | BrowserSession: ...
+
     async def connect(
         self, provider: Provider | str, config: Mapping[str, Any] | None = None
     ) -> DirectConnection | BrowserSession:
         """
         Connect ``provider``.
+
+        For a provider id this package knows, the type checker already knows
+        which of the two answers comes back; for another id it is the union.
 
         A direct provider takes its credentials in ``config`` and is connected
         when this returns. A browser provider answers a :class:`BrowserSession`:

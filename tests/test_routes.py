@@ -508,13 +508,13 @@ BAD_CALLS: list[tuple[str, Call, type[Exception], str]] = [
     ),
     (
         "config a list",
-        lambda c: c.integrations.connect("stripe", ["rk_1"]),  # type: ignore[arg-type]
+        lambda c: c.integrations.connect("stripe", ["rk_1"]),  # type: ignore[call-overload]
         TypeError,
         "config",
     ),
     (
         "config a string",
-        lambda c: c.integrations.connect("stripe", "rk_1"),  # type: ignore[arg-type]
+        lambda c: c.integrations.connect("stripe", "rk_1"),  # type: ignore[call-overload]
         TypeError,
         "config",
     ),
