@@ -154,23 +154,23 @@ async def test_retry_after_delays_only_that_sessions_loop(
     """A Retry-After on one session's poll leaves the others at their pace."""
     hasty = client.with_options(max_retries=0)
     slowed, *others = [fake.create_session("hubspot") for _ in range(4)]
-    fake.faults.add_for_session(slowed, Fault.status(429, retry_after="0.5"))
+    fake.faults.add_for_session(slowed, Fault.status(429, retry_after="0.3"))
 
     with anyio.fail_after(5):
         async with hasty.monitor() as monitor:
             for sid in (slowed, *others):
-                monitor.watch_connection(sid, interval=0.05, timeout=0.9)
+                monitor.watch_connection(sid, interval=0.05, timeout=0.6)
             changes = [change async for change in monitor]
 
     assert len(changes) == 8
     told, *after = gaps(polls_of(fake, slowed))
-    assert told >= 0.5 - 0.01
+    assert told >= 0.3 - 0.01
     assert max(after) <= 0.05 * (1 + SPREAD) + 2 * NOISE
     for sid in others:
         polls = polls_of(fake, sid)
         assert max(gaps(polls)) <= 0.05 * (1 + SPREAD) + 2 * NOISE
         assert polls[1] < polls_of(fake, slowed)[1]
-        assert len(polls) >= 10
+        assert len(polls) >= 6
 
 
 async def test_retry_after_past_the_transport_retries_delays_that_loop(
@@ -185,8 +185,8 @@ async def test_retry_after_past_the_transport_retries_delays_that_loop(
 
     with anyio.fail_after(5):
         async with client.monitor() as monitor:
-            monitor.watch_connection(slowed, interval=0.05, timeout=0.9)
-            monitor.watch_connection(other, interval=0.05, timeout=0.9)
+            monitor.watch_connection(slowed, interval=0.05, timeout=0.6)
+            monitor.watch_connection(other, interval=0.05, timeout=0.6)
             changes = [change async for change in monitor]
 
     assert len(changes) == 4

@@ -328,6 +328,23 @@ async def test_max_failures_ends_the_watch_with_the_last_error(
     assert len(polls_of(fake, sid)) == 3
 
 
+async def test_max_failures_counts_failures_in_a_row_only(
+    client: AsyncOutlit, fake: FakeOutlit
+) -> None:
+    """A good answer between failures starts the count again."""
+    hasty = client.with_options(max_retries=0)
+    sid = fake.create_session("hubspot", outcome="connected", after_polls=4)
+    failure, fine = Fault.status(503), Fault.extra_fields()
+    fake.faults.add_for_session(sid, failure, fine, failure, fine, failure)
+
+    changes = await collect(
+        hasty.integrations.watch_connection(sid, interval=0.02, max_failures=2)
+    )
+
+    assert states(changes) == [(None, "pending"), ("pending", "connected")]
+    assert len(fake.faults.injected) == 5
+
+
 async def test_unknown_connection_state_is_a_transition_and_polling_goes_on(
     client: AsyncOutlit, fake: FakeOutlit
 ) -> None:
@@ -474,7 +491,7 @@ async def test_watch_sync_transition_fields(
 async def test_watch_sync_is_quiet_while_nothing_changes(
     client: AsyncOutlit, fake: FakeOutlit
 ) -> None:
-    """Polls that see the same state yield no transition."""
+    """Same state, no transition; a cancelled scope stops the polls."""
     fake.connect_provider("stripe")
     watch = client.integrations.watch_sync("stripe", interval=0.02)
     more: list[Transition[SyncStatus]] = []
@@ -483,10 +500,13 @@ async def test_watch_sync_is_quiet_while_nothing_changes(
         await anext(watch)
     with anyio.move_on_after(0.3):
         more.append(await anext(watch))
-    await watch.aclose()
+    await anyio.sleep(NOISE)
+    polls = len(fake.requests_to(SYNC))
+    await anyio.sleep(0.1)
 
     assert more == []
-    assert len(fake.requests_to(SYNC)) >= 5
+    assert polls >= 5
+    assert len(fake.requests_to(SYNC)) == polls
 
 
 @pytest.mark.parametrize(
