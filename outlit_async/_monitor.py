@@ -172,7 +172,7 @@ class Monitor:
                 self._receive.close()
             self._loops.clear()
         if self._fatal is not None:
-            raise self._fatal
+            raise self._fatal from None
         return bool(suppressed)
 
     def watch_connection(
