@@ -216,6 +216,7 @@ async def test_authentication_error_stops_every_watch(
 
     assert type(caught.value) is AuthenticationError
     assert caught.value.status == 401
+    assert caught.value.__suppress_context__
     assert len(fake.requests_to(STATUS)) == polls
     assert len(polls_of(fake, sids[7])) >= 2
 
