@@ -82,9 +82,9 @@ def make_plan(orgs: int, rng: random.Random, *, speed: float) -> Plan:
     """
     Deal the twelve providers over ``orgs`` organisations, then add extras.
     """
+    rounds = len(ORG_NAMES)
     names = [
-        ORG_NAMES[i % len(ORG_NAMES)]
-        + (str(i // len(ORG_NAMES) + 1) if i >= 10 else "")
+        ORG_NAMES[i % rounds] + (str(i // rounds + 1) if i >= rounds else "")
         for i in range(orgs)
     ]
     providers = list(Provider)

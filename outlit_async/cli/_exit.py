@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import enum
 import sys
+from typing import Final
 
-from .._errors import APIError, AuthenticationError, ConfigurationError, OutlitError
+from .._errors import APIError, AuthenticationError, ConfigurationError
 
-__all__ = ("CommandError", "Exit", "report")
+__all__ = ("PROG", "CommandError", "Exit", "describe", "report", "say")
 
-PROG = "outlit-async"
+PROG: Final = "outlit-async"
 
 
 class Exit(enum.IntEnum):
@@ -80,10 +81,3 @@ def describe(exc: BaseException) -> str:
             for issue in details
         )
     return f"{type(exc).__name__}: {text}"
-
-
-def is_sdk_error(exc: BaseException) -> bool:
-    """
-    Whether ``exc`` is one of the SDK's own errors.
-    """
-    return isinstance(exc, OutlitError)

@@ -293,9 +293,7 @@ class Onboarding:
             and change.current is not None
             and change.current.failed_models
         ):
-            detail = "failed: " + ", ".join(
-                s.model for s in change.current.failed_models
-            )
+            detail = ", ".join(s.model for s in change.current.failed_models)
         self.view.event(
             transition_record(change, event="transition", **job.fields()),
             (lambda: event_text(f"{job.subject()} sync", state, detail))

@@ -51,12 +51,6 @@ class _Parser(argparse.ArgumentParser):
         super().error(_OBJECT_LIKE.sub("{...}", message))
 
 
-class _Formatter(
-    argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter
-):
-    pass
-
-
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -127,7 +121,7 @@ def _watch_options(
         type=_seconds,
         default=interval,
         metavar="SECONDS",
-        help="seconds between two polls of one watch",
+        help="seconds between two polls of one watch (default: %(default)s)",
     )
     parser.add_argument(
         "--timeout",
@@ -135,7 +129,8 @@ def _watch_options(
         type=_seconds,
         default=timeout,
         metavar="SECONDS",
-        help="seconds each watch may take before it ends as timed out",
+        help="seconds each watch may take before it ends as timed out "
+        "(default: %(default)s)",
     )
 
 
@@ -147,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=PROG,
         description="The Outlit integrations API from the command line.",
         epilog=_EPILOG,
-        formatter_class=_Formatter,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=__version__)
@@ -155,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--api-key-env",
         default="OUTLIT_API_KEY",
         metavar="NAME",
-        help="the environment variable that holds the API key",
+        help="the environment variable that holds the API key (default: %(default)s)",
     )
     parser.add_argument(
         "--base-url",
@@ -169,15 +164,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=_seconds,
         default=30.0,
         metavar="SECONDS",
-        help="seconds one HTTP request may take (wait and watch-sync take their "
-        "own --timeout after the subcommand)",
+        help="seconds one HTTP request may take (wait, watch-sync and onboard "
+        "take their own --timeout after the subcommand) (default: %(default)s)",
     )
     parser.add_argument(
         "--max-concurrency",
         type=_positive_int,
         default=64,
         metavar="N",
-        help="HTTP requests in flight at once",
+        help="HTTP requests in flight at once (default: %(default)s)",
     )
     _output_options(parser, top=True)
 
@@ -188,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
             name,
             help=summary,
             description=summary,
-            formatter_class=_Formatter,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
             allow_abbrev=False,
         )
         _output_options(sub, top=False)
@@ -240,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("all-synced", "settled"),
         default="settled",
         help="settled: every model succeeded or failed; all-synced: every "
-        "model succeeded (a failed model is waited on until --timeout)",
+        "model succeeded (a failed model is waited on until --timeout) "
+        "(default: %(default)s)",
     )
     _watch_options(sub, interval=10.0, timeout=900.0)
 
@@ -256,12 +252,19 @@ def build_parser() -> argparse.ArgumentParser:
         "sandbox",
         "Serve a fake Outlit on localhost, with a real connect page, until Ctrl-C.",
     )
-    sub.add_argument("--host", default="127.0.0.1", help="a loopback address")
     sub.add_argument(
-        "--port", type=_port, default=8777, help="the port; 0 picks a free one"
+        "--host", default="127.0.0.1", help="a loopback address (default: %(default)s)"
     )
     sub.add_argument(
-        "--key", default="ok_sandbox_key", help="the API key the sandbox accepts"
+        "--port",
+        type=_port,
+        default=8777,
+        help="the port; 0 picks a free one (default: %(default)s)",
+    )
+    sub.add_argument(
+        "--key",
+        default="ok_sandbox_key",
+        help="the API key the sandbox accepts (default: %(default)s)",
     )
     sub.add_argument(
         "--quiet", action="store_true", help="do not log each request on stderr"
@@ -272,12 +275,18 @@ def build_parser() -> argparse.ArgumentParser:
         "Watch a bulk onboarding run against an embedded sandbox: no key, no network.",
     )
     sub.add_argument(
-        "--orgs", type=_positive_int, default=6, help="organisations to onboard"
+        "--orgs",
+        type=_positive_int,
+        default=6,
+        help="organisations to onboard (default: %(default)s)",
     )
     sub.add_argument(
         "--seed", type=int, default=None, help="replay a run (default: random)"
     )
     sub.add_argument(
-        "--speed", type=_seconds, default=1.0, help="how much faster than real time"
+        "--speed",
+        type=_seconds,
+        default=1.0,
+        help="how much faster than real time (default: %(default)s)",
     )
     return parser

@@ -26,13 +26,19 @@ if TYPE_CHECKING:
 __all__ = (
     "CONNECTION_STATES",
     "SYNC_STATES",
+    "Lazy",
     "Tally",
     "View",
     "connection_label",
+    "event_text",
     "open_view",
+    "reason",
     "sync_label",
     "transition_record",
 )
+
+Lazy = Callable[[], "RenderableType"]
+"""Builds an event's terminal line only when a terminal shows it."""
 
 CONNECTION_STATES: Final = (
     "pending",
@@ -42,9 +48,6 @@ CONNECTION_STATES: Final = (
     "timed out",
     "error",
 )
-Lazy = Callable[[], "RenderableType"]
-"""Builds an event's terminal line only when a terminal shows it."""
-
 SYNC_STATES: Final = (
     "not connected",
     "syncing",
@@ -188,9 +191,6 @@ class Tally:
         How many watches are in each state.
         """
         return Counter(self._states.values())
-
-    def __len__(self) -> int:
-        return len(self._states)
 
 
 class View(Protocol):
