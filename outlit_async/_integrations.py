@@ -329,16 +329,16 @@ class Integrations:
 
     def _check_connect_url(self, connect_url: str) -> None:
         base = urlsplit(self._transport.settings.base_url)
-        link = urlsplit(connect_url)
-        host = link.hostname or ""
-        secure = link.scheme == "https" or (link.scheme == "http" and is_loopback(host))
+        scheme, host = _link_origin(connect_url) or ("", "")
+        secure = scheme == "https" or (scheme == "http" and is_loopback(host))
         if not secure or host != base.hostname:
+            got = f"one on {scheme}://{host}" if host else "no plain host in it"
             raise ResponseValidationError(
                 route=f"POST {CONNECT}",
                 status=200,
                 errors=[
                     f"$.connectUrl: expected an https link on {base.hostname}, "
-                    f"got one on {link.scheme}://{host or '?'}"
+                    f"got {got}"
                 ],
             )
 
@@ -352,6 +352,25 @@ def sync_finish(
     if until is None:
         return lambda status: (False, None)
     return lambda status: (bool(until(status)), None)
+
+
+def _link_origin(url: str) -> tuple[str, str] | None:
+    """
+    The scheme and host of ``url``, or None unless it is readable and its
+    authority is a plain ``host[:port]``.
+
+    User info is refused, and so is a backslash, which browsers read as the
+    end of the host where ``urlsplit`` does not: in
+    ``https://evil.example\\@app.outlit.ai`` a browser goes to evil.example.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if port == 0 or "@" in parts.netloc or "\\" in parts.netloc:
+        return None
+    return parts.scheme, parts.hostname or ""
 
 
 def _item(item: object, index: int, route: str) -> Integration:
