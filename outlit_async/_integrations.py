@@ -115,7 +115,7 @@ class Integrations:
         """
         How ``provider`` is set up, or a mapping of every provider id to that.
         """
-        params = None if provider is None else {"provider": _provider(provider)}
+        params = None if provider is None else {"provider": check_provider(provider)}
         body = await self._transport.request("GET", CAPABILITIES, params=params)
         return structure_capabilities(
             body, route=f"GET {CAPABILITIES}", single=provider is not None
@@ -153,7 +153,7 @@ class Integrations:
         :raises ConnectionLimitError: if the plan allows no more connections.
         :raises BadRequestError: if the provider or a credential is refused.
         """
-        body: dict[str, Any] = {"provider": _provider(provider)}
+        body: dict[str, Any] = {"provider": check_provider(provider)}
         if config is not None:
             body["config"] = _config(config)
         answer = await self._transport.request("POST", CONNECT, body=body)
@@ -167,7 +167,7 @@ class Integrations:
         The current state of a browser connection session.
         """
         body = await self._transport.request(
-            "GET", CONNECTION_STATUS, params={"sessionId": _session_id(session_id)}
+            "GET", CONNECTION_STATUS, params={"sessionId": check_session_id(session_id)}
         )
         return structure(body, ConnectionStatus, route=f"GET {CONNECTION_STATUS}")
 
@@ -178,7 +178,7 @@ class Integrations:
         :raises NotConnectedError: if it was not connected.
         """
         body = await self._transport.request(
-            "POST", DISCONNECT, body={"provider": _provider(provider)}
+            "POST", DISCONNECT, body={"provider": check_provider(provider)}
         )
         return structure(body, DisconnectResult, route=f"POST {DISCONNECT}")
 
@@ -187,7 +187,7 @@ class Integrations:
         Whether ``provider`` is connected, and the sync state of each of its models.
         """
         body = await self._transport.request(
-            "GET", SYNC_STATUS, params={"provider": _provider(provider)}
+            "GET", SYNC_STATUS, params={"provider": check_provider(provider)}
         )
         return structure(body, SyncStatus, route=f"GET {SYNC_STATUS}")
 
@@ -205,7 +205,7 @@ class Integrations:
         """
         if not isinstance(step, str) or not step:
             raise ValueError("step must be a non-empty string, such as 'mappings'")
-        body: dict[str, Any] = {"provider": _provider(provider), "step": step}
+        body: dict[str, Any] = {"provider": check_provider(provider), "step": step}
         if config is not None:
             body["config"] = _config(config)
         answer = await self._transport.request("POST", SETUP_STEP, body=body)
@@ -235,14 +235,14 @@ class Integrations:
         :param timeout: seconds to wait for a terminal state.
         :param max_failures: failed polls in a row before giving up (None: never).
         """
-        key = WatchKey("connection", _session_id(session_id))
+        key = WatchKey("connection", check_session_id(session_id))
         loop = self.connection_loop(
             key.target, interval=interval, max_failures=max_failures
         )
         return Watch(
             loop,
             key=key,
-            timeout=_positive("timeout", timeout),
+            timeout=check_positive("timeout", timeout),
             finish=lambda status: connection_outcome(status, key.target),
         )
 
@@ -292,12 +292,12 @@ class Integrations:
         :param until: ends the watch when it returns true, e.g.
             ``lambda s: s.all_synced or s.any_failed``.
         """
-        key = WatchKey("sync", _provider(provider))
+        key = WatchKey("sync", check_provider(provider))
         loop = self.sync_loop(key.target, interval=interval, max_failures=max_failures)
         return Watch(
             loop,
             key=key,
-            timeout=None if timeout is None else _positive("timeout", timeout),
+            timeout=None if timeout is None else check_positive("timeout", timeout),
             finish=sync_finish(until),
         )
 
@@ -309,9 +309,9 @@ class Integrations:
         """
         return PollLoop(
             lambda: self.connection_status(session_id),
-            interval=_positive("interval", interval),
+            interval=check_positive("interval", interval),
             target=session_id,
-            max_failures=_max_failures(max_failures),
+            max_failures=check_max_failures(max_failures),
         )
 
     def sync_loop(
@@ -322,9 +322,9 @@ class Integrations:
         """
         return PollLoop(
             lambda: self.sync_status(provider),
-            interval=_positive("interval", interval),
+            interval=check_positive("interval", interval),
             target=provider,
-            max_failures=_max_failures(max_failures),
+            max_failures=check_max_failures(max_failures),
         )
 
     def _check_connect_url(self, connect_url: str) -> None:
@@ -381,13 +381,13 @@ def _item(item: object, index: int, route: str) -> Integration:
         raise ResponseValidationError(route=route, status=200, errors=errors) from None
 
 
-def _provider(provider: Provider | str) -> str:
+def check_provider(provider: Provider | str) -> str:
     if not isinstance(provider, str) or not provider:
         raise ValueError(f"provider must be a non-empty provider id, got {provider!r}")
     return provider_id(provider)
 
 
-def _session_id(session_id: str) -> str:
+def check_session_id(session_id: str) -> str:
     if not isinstance(session_id, str) or not session_id:
         raise ValueError(f"session_id must be a non-empty string, got {session_id!r}")
     return session_id
@@ -402,13 +402,13 @@ def _config(config: Mapping[str, Any]) -> dict[str, Any]:
     return dict(config)
 
 
-def _positive(name: str, value: float) -> float:
+def check_positive(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
     return float(value)
 
 
-def _max_failures(value: int | None) -> int | None:
+def check_max_failures(value: int | None) -> int | None:
     if value is not None and (
         isinstance(value, bool) or not isinstance(value, int) or value < 1
     ):

@@ -15,7 +15,14 @@ from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from ._errors import AuthenticationError, PollTimeoutError
-from ._integrations import DEFAULT_MAX_FAILURES, _provider, _session_id, sync_finish
+from ._integrations import (
+    DEFAULT_MAX_FAILURES,
+    check_max_failures,
+    check_positive,
+    check_provider,
+    check_session_id,
+    sync_finish,
+)
 from ._models import ConnectionStatus, Provider, SyncStatus, Transition, WatchKey
 from ._polling import Outcome, PollLoop, connection_outcome, now_utc
 
@@ -193,7 +200,8 @@ class Monitor:
         :param tag: any hashable label, carried in every transition's key.
         :return: the key its transitions carry.
         """
-        key = WatchKey("connection", _session_id(session_id), tag)
+        key = WatchKey("connection", check_session_id(session_id), tag)
+        _check_poll_options(interval, max_failures)
         integrations = (client or self._client).integrations
         subscriber: _Subscriber[ConnectionStatus] = _Subscriber(
             key,
@@ -230,7 +238,8 @@ class Monitor:
         :param tag: any hashable label, carried in every transition's key.
         :return: the key its transitions carry.
         """
-        key = WatchKey("sync", _provider(provider), tag)
+        key = WatchKey("sync", check_provider(provider), tag)
+        _check_poll_options(interval, max_failures)
         integrations = (client or self._client).integrations
         subscriber: _Subscriber[SyncStatus] = _Subscriber(
             key, timeout=timeout, finish=sync_finish(until)
@@ -252,10 +261,8 @@ class Monitor:
     ) -> None:
         if self._task_group is None or self._closed:
             raise RuntimeError("add watches inside 'async with client.monitor()'")
-        if subscriber.timeout is not None and not subscriber.timeout > 0:
-            raise ValueError(
-                f"timeout must be a positive number, got {subscriber.timeout!r}"
-            )
+        if subscriber.timeout is not None:
+            check_positive("timeout", subscriber.timeout)
         shared = self._loops.get(loop_key)
         if shared is None:
             shared = self._loops[loop_key] = _Shared(make_loop())
@@ -302,7 +309,10 @@ class Monitor:
     async def _deliver(
         self, shared: _Shared[T], subscriber: _Subscriber[T], value: T
     ) -> None:
-        terminal, error = subscriber.finish(value)
+        try:
+            terminal, error = subscriber.finish(value)
+        except Exception as exc:
+            terminal, error = True, exc
         previous, subscriber.last = subscriber.last, value
         if terminal:
             await self._end(shared, subscriber, previous, value, error)
@@ -361,3 +371,11 @@ class Monitor:
                 raise StopAsyncIteration from None
             if item is not _IDLE:
                 return item  # type: ignore[return-value]
+
+
+def _check_poll_options(interval: float, max_failures: int | None) -> None:
+    """
+    Refuse bad options even for a watch that joins a loop already running.
+    """
+    check_positive("interval", interval)
+    check_max_failures(max_failures)

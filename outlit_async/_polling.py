@@ -208,7 +208,7 @@ class Watch(Generic[T]):
             self._deadline = anyio.current_time() + self.timeout
         try:
             return await self._next_change()
-        except BaseException:
+        except Exception:
             self._done = True
             raise
 

@@ -525,3 +525,43 @@ async def test_watches_need_an_entered_monitor(client: AsyncOutlit) -> None:
         pass
     with pytest.raises(RuntimeError):
         monitor.watch_sync("stripe")
+
+
+async def test_an_until_that_raises_ends_only_its_own_watch(
+    client: AsyncOutlit, fake: FakeOutlit
+) -> None:
+    """A broken until callback is that watch's error; the others run on."""
+    fake.connect_provider("stripe")
+    good = fake.create_session("hubspot", outcome="connected", after_polls=2)
+
+    def broken(status: object) -> bool:
+        raise LookupError("no such model")
+
+    with anyio.fail_after(3):
+        async with client.monitor() as monitor:
+            monitor.watch_sync("stripe", interval=0.02, until=broken, tag="sync")
+            monitor.watch_connection(good, interval=0.02, tag="good")
+            changes = [change async for change in monitor]
+
+    last = {c.key.tag: c for c in changes if c.terminal}
+    assert isinstance(last["sync"].error, LookupError)
+    assert last["sync"].current is not None
+    assert last["good"].error is None
+    assert last["good"].current is not None and last["good"].current.connected
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("interval", -1.0), ("interval", 0), ("max_failures", 0)]
+)
+async def test_a_watch_joining_a_running_loop_still_has_its_options_checked(
+    client: AsyncOutlit, fake: FakeOutlit, option: str, value: float
+) -> None:
+    """Bad options are refused even when the loop they would join ignores them."""
+    sid = fake.create_session("hubspot")
+    options: dict[str, Any] = {option: value}
+
+    async with client.monitor() as monitor:
+        monitor.watch_connection(sid, interval=0.02, timeout=0.2)
+        with pytest.raises(ValueError, match=option):
+            monitor.watch_connection(sid, **options)
+        assert monitor.active == 1

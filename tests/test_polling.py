@@ -587,3 +587,20 @@ async def test_leaving_a_sync_watch_stops_its_polls_at_once(
 
     assert polls == 1
     assert len(fake.requests_to(SYNC)) == polls
+
+
+async def test_a_cancelled_wait_for_one_change_leaves_the_watch_usable(
+    client: AsyncOutlit, fake: FakeOutlit
+) -> None:
+    """A move_on_after around one step of a watch does not end the watch."""
+    sid = fake.create_session("hubspot", outcome="connected", after_polls=4)
+    watch = client.integrations.watch_connection(sid, interval=0.05)
+
+    first = await anext(watch)
+    with anyio.move_on_after(0.01):
+        await anext(watch)
+    rest = [change async for change in watch]
+
+    assert first.current is not None and first.current.status == "pending"
+    assert [c.current.status for c in rest if c.current] == ["connected"]
+    assert rest[-1].terminal
