@@ -72,9 +72,6 @@ DirectProviderId = Literal[
 ]
 """The providers whose connect takes credentials: a :class:`DirectConnection`."""
 
-DEFAULT_MAX_FAILURES: Final = 10
-"""Failed polls in a row after which a watch gives up with the last error."""
-
 
 @final
 class Integrations:
@@ -221,7 +218,7 @@ class Integrations:
         *,
         interval: float = 2.0,
         timeout: float = 300.0,
-        max_failures: int | None = DEFAULT_MAX_FAILURES,
+        max_failures: int | None = None,
     ) -> Watch[ConnectionStatus]:
         """
         The transitions of a connection session, ending with its terminal one.
@@ -233,7 +230,9 @@ class Integrations:
 
         :param interval: seconds between polls.
         :param timeout: seconds to wait for a terminal state.
-        :param max_failures: failed polls in a row before giving up (None: never).
+        :param max_failures: failed polls in a row, each after the transport's
+            own retries, before the watch ends with the last error. By default
+            it never gives up: a transient failure only waits for the next poll.
         """
         key = WatchKey("connection", check_session_id(session_id))
         loop = self.connection_loop(
@@ -252,7 +251,7 @@ class Integrations:
         *,
         interval: float = 2.0,
         timeout: float = 300.0,
-        max_failures: int | None = DEFAULT_MAX_FAILURES,
+        max_failures: int | None = None,
     ) -> ConnectionStatus:
         """
         Wait until a connection session ends, and return its connected status.
@@ -279,7 +278,7 @@ class Integrations:
         interval: float = 30.0,
         until: Callable[[SyncStatus], bool] | None = None,
         timeout: float | None = None,
-        max_failures: int | None = DEFAULT_MAX_FAILURES,
+        max_failures: int | None = None,
     ) -> Watch[SyncStatus]:
         """
         The transitions of a provider's sync: connection status and every model.
@@ -291,6 +290,7 @@ class Integrations:
 
         :param until: ends the watch when it returns true, e.g.
             ``lambda s: s.all_synced or s.any_failed``.
+        :param max_failures: as for :meth:`watch_connection`.
         """
         key = WatchKey("sync", check_provider(provider))
         loop = self.sync_loop(key.target, interval=interval, max_failures=max_failures)

@@ -16,7 +16,6 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from ._errors import AuthenticationError, PollTimeoutError
 from ._integrations import (
-    DEFAULT_MAX_FAILURES,
     check_max_failures,
     check_positive,
     check_provider,
@@ -188,7 +187,7 @@ class Monitor:
         *,
         interval: float = 2.0,
         timeout: float = 300.0,
-        max_failures: int | None = DEFAULT_MAX_FAILURES,
+        max_failures: int | None = None,
         client: AsyncOutlit | None = None,
         tag: object = None,
     ) -> WatchKey:
@@ -224,7 +223,7 @@ class Monitor:
         interval: float = 30.0,
         until: Callable[[SyncStatus], bool] | None = None,
         timeout: float | None = None,
-        max_failures: int | None = DEFAULT_MAX_FAILURES,
+        max_failures: int | None = None,
         client: AsyncOutlit | None = None,
         tag: object = None,
     ) -> WatchKey:
