@@ -323,7 +323,7 @@ class SyncStatus:
     name: str
     category: str
     status: IntegrationStatus | str
-    syncs: tuple[ModelSync, ...] = ()
+    syncs: tuple[ModelSync, ...]
 
     @property
     def connected(self) -> bool:

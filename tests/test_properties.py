@@ -526,3 +526,30 @@ def test_retry_after_garbage_never_raises(value: str) -> None:
     result = parse_retry_after(value)
 
     assert result is None or 0.0 <= result <= MAX_RETRY_AFTER
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "path"),
+    [
+        (
+            SyncStatus,
+            {
+                "provider": "stripe",
+                "name": "Stripe",
+                "category": "billing",
+                "status": "connected",
+            },
+            "$.syncs",
+        ),
+        (ConnectionStatus, {"status": "pending"}, "$.provider"),
+        (BrowserSession, {"sessionId": "s", "alreadyConnected": False}, "$.connectUrl"),
+    ],
+)
+def test_every_required_field_is_required(
+    model: type[Any], body: dict[str, Any], path: str
+) -> None:
+    """A body without a field the schema requires names that field."""
+    with pytest.raises(ResponseValidationError) as caught:
+        structure(body, model, route="GET /x")
+
+    assert caught.value.errors == (f"{path}: required field missing",)
