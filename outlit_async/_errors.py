@@ -83,18 +83,28 @@ class APIStatusError(APIError):
     :ivar status: the HTTP status code.
     :ivar body: the decoded JSON answer, or the raw text when it was not JSON.
     :ivar message: the server's own error text, when it gave one.
+    :ivar retry_after: the seconds a ``Retry-After`` header asked to wait
+        (capped at 60), when the answer had one.
     """
 
     status: int
     body: object
     message: str | None
+    retry_after: float | None
 
     def __init__(
-        self, message: str, *, route: str, status: int, body: object = None
+        self,
+        message: str,
+        *,
+        route: str,
+        status: int,
+        body: object = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message, route=route)
         self.status = status
         self.body = body
+        self.retry_after = retry_after
         self.message = _text_field(body, "error") or _text_field(body, "message")
 
 
@@ -134,9 +144,17 @@ class BadRequestError(APIStatusError):
     details: tuple[ValidationIssue, ...]
 
     def __init__(
-        self, message: str, *, route: str, status: int, body: object = None
+        self,
+        message: str,
+        *,
+        route: str,
+        status: int,
+        body: object = None,
+        retry_after: float | None = None,
     ) -> None:
-        super().__init__(message, route=route, status=status, body=body)
+        super().__init__(
+            message, route=route, status=status, body=body, retry_after=retry_after
+        )
         self.details = _validation_issues(body)
 
 
@@ -163,9 +181,17 @@ class ConnectionLimitError(APIStatusError):
     current_connections: int | None
 
     def __init__(
-        self, message: str, *, route: str, status: int, body: object = None
+        self,
+        message: str,
+        *,
+        route: str,
+        status: int,
+        body: object = None,
+        retry_after: float | None = None,
     ) -> None:
-        super().__init__(message, route=route, status=status, body=body)
+        super().__init__(
+            message, route=route, status=status, body=body, retry_after=retry_after
+        )
         self.code = _text_field(body, "code")
         self.feature = _text_field(body, "feature")
         self.plan = _text_field(body, "plan")
@@ -181,46 +207,14 @@ class NotConnectedError(APIStatusError):
 
 class RateLimitError(APIStatusError):
     """
-    429: too many requests.
-
-    :ivar retry_after: the seconds the server asked to wait, when it said.
+    429: too many requests. ``retry_after`` says how long to wait, when the server said.
     """
-
-    retry_after: float | None
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        route: str,
-        status: int,
-        body: object = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, route=route, status=status, body=body)
-        self.retry_after = retry_after
 
 
 class ServerError(APIStatusError):
     """
-    5xx: the server failed.
-
-    :ivar retry_after: the seconds the server asked to wait, when it said.
+    5xx: the server failed. ``retry_after`` says how long to wait, when the server said.
     """
-
-    retry_after: float | None
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        route: str,
-        status: int,
-        body: object = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, route=route, status=status, body=body)
-        self.retry_after = retry_after
 
 
 class APIConnectionError(APIError, ConnectionError):

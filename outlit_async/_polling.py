@@ -153,7 +153,7 @@ class PollLoop(Generic[T]):
         self.failures += 1
         if self.max_failures is not None and self.failures >= self.max_failures:
             raise exc
-        retry_after = getattr(exc, "retry_after", None)
+        retry_after = exc.retry_after if isinstance(exc, APIStatusError) else None
         if retry_after and self._next_at is not None:
             self._next_at = max(self._next_at, anyio.current_time() + retry_after)
         logger.warning(

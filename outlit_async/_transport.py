@@ -372,6 +372,14 @@ def _decode_json(raw: bytes, *, route: str, status: int) -> Any:
         ) from None
 
 
+_ERROR_BY_STATUS: Final[dict[int, type[APIStatusError]]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: ConnectionLimitError,
+    429: RateLimitError,
+}
+
+
 def _status_error(
     route: str, status: int, raw: bytes, retry_after: float | None, *, path: str
 ) -> APIStatusError:
@@ -383,20 +391,9 @@ def _status_error(
     message = f"{route} answered {status}" + (
         f": {said}" if isinstance(said, str) else ""
     )
-    if status == 400:
-        return BadRequestError(message, route=route, status=status, body=body)
-    if status == 401:
-        return AuthenticationError(message, route=route, status=status, body=body)
-    if status == 403:
-        return ConnectionLimitError(message, route=route, status=status, body=body)
+    kind = _ERROR_BY_STATUS.get(status, APIStatusError)
     if status == 404 and path.endswith("/disconnect"):
-        return NotConnectedError(message, route=route, status=status, body=body)
-    if status == 429:
-        return RateLimitError(
-            message, route=route, status=status, body=body, retry_after=retry_after
-        )
-    if status >= 500:
-        return ServerError(
-            message, route=route, status=status, body=body, retry_after=retry_after
-        )
-    return APIStatusError(message, route=route, status=status, body=body)
+        kind = NotConnectedError
+    elif status >= 500:
+        kind = ServerError
+    return kind(message, route=route, status=status, body=body, retry_after=retry_after)
