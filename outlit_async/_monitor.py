@@ -200,19 +200,15 @@ class Monitor:
         :return: the key its transitions carry.
         """
         key = WatchKey("connection", check_session_id(session_id), tag)
-        _check_poll_options(interval, max_failures)
-        integrations = (client or self._client).integrations
-        subscriber: _Subscriber[ConnectionStatus] = _Subscriber(
-            key,
-            timeout=timeout,
-            finish=lambda status: connection_outcome(status, key.target),
-        )
+        account = client or self._client
         self._subscribe(
-            ("connection", key.target, *(client or self._client)._account),
-            subscriber,
-            lambda: integrations.connection_loop(
-                key.target, interval=interval, max_failures=max_failures
-            ),
+            key,
+            account,
+            account.integrations.connection_loop,
+            lambda status: connection_outcome(status, key.target),
+            interval=interval,
+            timeout=timeout,
+            max_failures=max_failures,
         )
         return key
 
@@ -238,35 +234,42 @@ class Monitor:
         :return: the key its transitions carry.
         """
         key = WatchKey("sync", check_provider(provider), tag)
-        _check_poll_options(interval, max_failures)
-        integrations = (client or self._client).integrations
-        subscriber: _Subscriber[SyncStatus] = _Subscriber(
-            key, timeout=timeout, finish=sync_finish(until)
-        )
+        account = client or self._client
         self._subscribe(
-            ("sync", key.target, *(client or self._client)._account),
-            subscriber,
-            lambda: integrations.sync_loop(
-                key.target, interval=interval, max_failures=max_failures
-            ),
+            key,
+            account,
+            account.integrations.sync_loop,
+            sync_finish(until),
+            interval=interval,
+            timeout=timeout,
+            max_failures=max_failures,
         )
         return key
 
     def _subscribe(
         self,
-        loop_key: tuple[object, ...],
-        subscriber: _Subscriber[T],
-        make_loop: Callable[[], PollLoop[T]],
+        key: WatchKey,
+        account: AsyncOutlit,
+        make_loop: Callable[..., PollLoop[T]],
+        finish: Callable[[T], Outcome],
+        *,
+        interval: float,
+        timeout: float | None,
+        max_failures: int | None,
     ) -> None:
         if self._task_group is None or self._closed:
             raise RuntimeError("add watches inside 'async with client.monitor()'")
-        if subscriber.timeout is not None:
-            check_positive("timeout", subscriber.timeout)
+        check_positive("interval", interval)
+        check_max_failures(max_failures)
+        if timeout is not None:
+            check_positive("timeout", timeout)
+        loop_key = (key.kind, key.target, *account._account)
         shared = self._loops.get(loop_key)
         if shared is None:
-            shared = self._loops[loop_key] = _Shared(make_loop())
+            loop = make_loop(key.target, interval=interval, max_failures=max_failures)
+            shared = self._loops[loop_key] = _Shared(loop)
             self._task_group.start_soon(self._run, loop_key, shared)
-        shared.subscribers.append(subscriber)
+        shared.subscribers.append(_Subscriber(key, timeout=timeout, finish=finish))
         self._active += 1
 
     async def _run(self, loop_key: tuple[object, ...], shared: _Shared[T]) -> None:
@@ -370,11 +373,3 @@ class Monitor:
                 raise StopAsyncIteration from None
             if item is not _IDLE:
                 return item  # type: ignore[return-value]
-
-
-def _check_poll_options(interval: float, max_failures: int | None) -> None:
-    """
-    Refuse bad options even for a watch that joins a loop already running.
-    """
-    check_positive("interval", interval)
-    check_max_failures(max_failures)
