@@ -307,8 +307,12 @@ class Integrations:
         """
         A poll loop over the status of ``session_id``.
         """
+        route = f"GET {CONNECTION_STATUS}"
         return PollLoop(
-            lambda: self.connection_status(session_id),
+            self._transport,
+            CONNECTION_STATUS,
+            {"sessionId": check_session_id(session_id)},
+            lambda body: structure(body, ConnectionStatus, route=route),
             interval=check_positive("interval", interval),
             target=session_id,
             max_failures=check_max_failures(max_failures),
@@ -320,8 +324,12 @@ class Integrations:
         """
         A poll loop over the sync status of ``provider``.
         """
+        route = f"GET {SYNC_STATUS}"
         return PollLoop(
-            lambda: self.sync_status(provider),
+            self._transport,
+            SYNC_STATUS,
+            {"provider": check_provider(provider)},
+            lambda body: structure(body, SyncStatus, route=route),
             interval=check_positive("interval", interval),
             target=provider,
             max_failures=check_max_failures(max_failures),

@@ -352,8 +352,13 @@ class Monitor:
                 self._send.send_nowait(_IDLE)
 
     async def _emit(self, change: Transition[Any]) -> None:
-        assert self._send is not None
-        await self._send.send(change)
+        send = self._send
+        assert send is not None
+        # Straight into the buffer when it has room; wait only when it is full.
+        try:
+            send.send_nowait(change)
+        except anyio.WouldBlock:
+            await send.send(change)
 
     def __aiter__(self) -> Monitor:
         return self

@@ -8,11 +8,12 @@ for one caller. The monitor drives the same loop for many callers at once.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Final, Generic, TypeVar, final
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, final
 
 import anyio
 
@@ -27,6 +28,9 @@ from ._errors import (
     ServerError,
 )
 from ._models import ConnectionState, ConnectionStatus, SyncStatus, Transition, WatchKey
+
+if TYPE_CHECKING:
+    from ._transport import Transport
 
 __all__ = ("Outcome", "PollLoop", "Watch", "connection_outcome", "is_transient")
 
@@ -82,25 +86,42 @@ class PollLoop(Generic[T]):
     interval either way. A ``Retry-After`` on a failed poll pushes the next
     poll back by that much, once.
 
-    :param fetch: sends one poll and decodes its answer.
+    :param transport: sends each poll, a GET of ``path`` with ``params``.
+    :param decode: turns an answer's JSON into the model it describes.
     :param interval: seconds between the starts of two polls.
     :param max_failures: failed polls in a row after which the last failure
         is raised; None never gives up.
     """
 
-    __slots__ = ("_fetch", "_next_at", "failures", "interval", "max_failures", "target")
+    __slots__ = (
+        "_decode",
+        "_next_at",
+        "_params",
+        "_path",
+        "_transport",
+        "failures",
+        "interval",
+        "max_failures",
+        "target",
+    )
 
-    _fetch: Callable[[], Awaitable[T]]
+    _decode: Callable[[Any], T]
 
     def __init__(
         self,
-        fetch: Callable[[], Awaitable[T]],
+        transport: Transport,
+        path: str,
+        params: Mapping[str, str],
+        decode: Callable[[Any], T],
         *,
         interval: float,
         target: str,
         max_failures: int | None,
     ) -> None:
-        self._fetch = fetch
+        self._transport = transport
+        self._path = path
+        self._params = params
+        self._decode = decode
         self._next_at: float | None = None
         self.interval = interval
         self.target = target
@@ -117,35 +138,39 @@ class PollLoop(Generic[T]):
         :raises APIError: a failure that polling again cannot mend, or the
             last of ``max_failures`` transient ones in a row.
         """
+        # The event loop's clock is anyio's clock on asyncio, the only
+        # backend aiohttp runs on; reading it directly keeps polls cheap.
+        clock = asyncio.get_running_loop().time
         while True:
-            if not await self._wait_turn(deadline):
+            now = clock()
+            next_at = self._next_at
+            if next_at is None:
+                next_at = now + random.uniform(0, SPREAD) * self.interval
+            if deadline is not None and deadline <= next_at:
+                await asyncio.sleep(deadline - now)
                 return None
+            if next_at > now:
+                await asyncio.sleep(next_at - now)
+                now = clock()
+            self._next_at = now + self.interval * random.uniform(1 - SPREAD, 1 + SPREAD)
             try:
                 if deadline is None:
-                    return await self._send()
-                with anyio.CancelScope(deadline=deadline):
-                    return await self._send()
-                return None
+                    body = await self._transport.request(
+                        "GET", self._path, params=self._params
+                    )
+                else:
+                    with anyio.CancelScope(deadline=deadline) as scope:
+                        body = await self._transport.request(
+                            "GET", self._path, params=self._params
+                        )
+                    if scope.cancelled_caught:
+                        return None
+                value = self._decode(body)
             except Exception as exc:
                 self._note_failure(exc)
-
-    async def _wait_turn(self, deadline: float | None) -> bool:
-        now = anyio.current_time()
-        if self._next_at is None:
-            self._next_at = now + random.uniform(0, SPREAD) * self.interval
-        if deadline is not None and deadline <= self._next_at:
-            await anyio.sleep_until(deadline)
-            return False
-        if self._next_at > now:
-            await anyio.sleep_until(self._next_at)
-        return True
-
-    async def _send(self) -> T:
-        started = anyio.current_time()
-        self._next_at = started + self.interval * random.uniform(1 - SPREAD, 1 + SPREAD)
-        value = await self._fetch()
-        self.failures = 0
-        return value
+            else:
+                self.failures = 0
+                return value
 
     def _note_failure(self, exc: Exception) -> None:
         if not is_transient(exc):

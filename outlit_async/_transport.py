@@ -262,90 +262,87 @@ class Transport:
         :raises APIConnectionError: if no answer came after the retries.
         :raises ResponseValidationError: if a successful answer is not JSON.
         """
-        route = f"{method} {path}"
+        settings = self.settings
+        url = settings.base_url + path
         delays: Iterator[float] | None = None
         attempt = 0
+        # Every poll takes this path: the attempt is written out here, not in
+        # a helper coroutine, since each level of await costs on every resume.
         while True:
             attempt += 1
+            session, limiter = self.pool.get()
+            started = time.perf_counter()
+            failure: str
+            wait: float | None = None
             try:
-                status, raw, retry_after = await self._send(
-                    method, path, params, body, attempt
-                )
-            except APIConnectionError as exc:
-                if method != "GET" or attempt > self.settings.max_retries:
-                    raise
-                failure: str = type(exc).__name__
-                wait = None
+                # A free token is taken without the scheduling round trip
+                # that ``async with limiter`` costs; only a full limiter waits.
+                try:
+                    limiter.acquire_nowait()
+                except anyio.WouldBlock:
+                    await limiter.acquire()
+                try:
+                    async with session.request(
+                        method,
+                        url,
+                        params=params,
+                        json=body,
+                        headers=settings.headers,
+                        timeout=settings.client_timeout,
+                        allow_redirects=False,
+                    ) as response:
+                        raw = await response.read()
+                        status = response.status
+                        retry_header = response.headers.get("Retry-After")
+                finally:
+                    limiter.release()
+            except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
+                timed_out = isinstance(exc, asyncio.TimeoutError)
+                outcome = "timed out" if timed_out else type(exc).__name__
+                _log_request(method, path, outcome, started, attempt)
+                if method != "GET" or attempt > settings.max_retries:
+                    raise _connection_error(method, path, exc, settings) from exc
+                failure = "APITimeoutError" if timed_out else "APIConnectionError"
             else:
+                _log_request(method, path, status, started, attempt)
                 if status < 400:
-                    return _decode_json(raw, route=route, status=status)
-                error = _status_error(route, status, raw, retry_after, path=path)
-                if (
-                    not is_retried(method, status)
-                    or attempt > self.settings.max_retries
-                ):
+                    return _decode_json(raw, method, path, status)
+                retry_after = (
+                    None if retry_header is None else parse_retry_after(retry_header)
+                )
+                error = _status_error(method, path, status, raw, retry_after)
+                if not is_retried(method, status) or attempt > settings.max_retries:
                     raise error
                 failure = f"status {status}"
                 wait = retry_after
             if wait is None:
                 if delays is None:
-                    delays = retry_delays(self.settings.retry_delay)
+                    delays = retry_delays(settings.retry_delay)
                 wait = next(delays)
+            route = f"{method} {path}"
             logger.warning(
                 "retrying %s in %.2f s after %s (attempt %d of %d)",
                 route,
                 wait,
                 failure,
                 attempt,
-                self.settings.max_retries + 1,
+                settings.max_retries + 1,
                 extra={"route": route, "attempt": attempt, "wait": wait},
             )
             await anyio.sleep(wait)
 
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        params: Mapping[str, str] | None,
-        body: Mapping[str, Any] | None,
-        attempt: int,
-    ) -> tuple[int, bytes, float | None]:
-        session, limiter = self.pool.get()
-        settings = self.settings
-        started = time.perf_counter()
-        try:
-            async with (
-                limiter,
-                session.request(
-                    method,
-                    settings.base_url + path,
-                    params=params,
-                    json=body,
-                    headers=settings.headers,
-                    timeout=settings.client_timeout,
-                    allow_redirects=False,
-                ) as response,
-            ):
-                raw = await response.read()
-                status = response.status
-                retry_header = response.headers.get("Retry-After")
-        except asyncio.TimeoutError as exc:
-            _log_request(method, path, "timed out", started, attempt)
-            raise APITimeoutError(
-                f"{method} {path}: no answer within {settings.timeout:g} s",
-                route=f"{method} {path}",
-            ) from exc
-        except aiohttp.ClientError as exc:
-            _log_request(method, path, type(exc).__name__, started, attempt)
-            raise APIConnectionError(
-                f"{method} {path}: connection failed ({type(exc).__name__})",
-                route=f"{method} {path}",
-            ) from exc
-        _log_request(method, path, status, started, attempt)
-        retry_after = (
-            parse_retry_after(retry_header) if retry_header is not None else None
+
+def _connection_error(
+    method: str, path: str, exc: BaseException, settings: Settings
+) -> APIConnectionError:
+    route = f"{method} {path}"
+    if isinstance(exc, asyncio.TimeoutError):
+        return APITimeoutError(
+            f"{route}: no answer within {settings.timeout:g} s", route=route
         )
-        return status, raw, retry_after
+    return APIConnectionError(
+        f"{route}: connection failed ({type(exc).__name__})", route=route
+    )
 
 
 def _log_request(
@@ -363,12 +360,14 @@ def _log_request(
         )
 
 
-def _decode_json(raw: bytes, *, route: str, status: int) -> Any:
+def _decode_json(raw: bytes, method: str, path: str, status: int) -> Any:
     try:
         return json.loads(raw)
     except ValueError:
         raise ResponseValidationError(
-            route=route, status=status, errors=["$: the body is not valid JSON"]
+            route=f"{method} {path}",
+            status=status,
+            errors=["$: the body is not valid JSON"],
         ) from None
 
 
@@ -381,8 +380,9 @@ _ERROR_BY_STATUS: Final[dict[int, type[APIStatusError]]] = {
 
 
 def _status_error(
-    route: str, status: int, raw: bytes, retry_after: float | None, *, path: str
+    method: str, path: str, status: int, raw: bytes, retry_after: float | None
 ) -> APIStatusError:
+    route = f"{method} {path}"
     try:
         body: object = json.loads(raw)
     except ValueError:
