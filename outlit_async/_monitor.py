@@ -64,16 +64,37 @@ class _Subscriber(Generic[T]):
 
 class _Shared(Generic[T]):
     """
-    One poll loop and every watch that reads it.
+    One poll loop, every watch that reads it, and the scope of its deadlines.
+
+    The loop runs inside one cancel scope whose deadline is the earliest of
+    its watches', moved only when that earliest deadline moves, not one
+    scope per poll.
     """
 
-    __slots__ = ("loop", "subscribers")
+    __slots__ = ("loop", "scope", "subscribers")
 
     loop: PollLoop[T]
 
     def __init__(self, loop: PollLoop[T]) -> None:
         self.loop = loop
         self.subscribers: list[_Subscriber[T]] = []
+        self.scope: anyio.CancelScope | None = None
+
+    def deadline(self) -> float:
+        """
+        The earliest deadline of the watches, ``math.inf`` when none has one.
+        """
+        return min((s.deadline for s in self.subscribers), default=math.inf)
+
+    def update_deadline(self) -> None:
+        """
+        Move the scope's deadline to the watches' earliest, if it changed.
+        """
+        scope = self.scope
+        if scope is not None:
+            deadline = self.deadline()
+            if deadline != scope.deadline:
+                scope.deadline = deadline
 
 
 @final
@@ -161,6 +182,9 @@ class Monitor:
         assert self._task_group is not None and self._send is not None
         self._closed = True
         self._task_group.cancel_scope.cancel()
+        # No one reads any more: pollers waiting for room in the buffer stop.
+        if self._receive is not None:
+            self._receive.close()
         # The caller's own error leaves as it is, not wrapped in an ExceptionGroup:
         # the watch tasks raise nothing, so the task group has nothing to add.
         own_error = exc is not None and not isinstance(
@@ -268,13 +292,33 @@ class Monitor:
         if shared is None:
             loop = make_loop(key.target, interval=interval, max_failures=max_failures)
             shared = self._loops[loop_key] = _Shared(loop)
-            self._task_group.start_soon(self._run, loop_key, shared)
+            self._task_group.start_soon(self._run, loop_key, shared, name=key.target)
         shared.subscribers.append(_Subscriber(key, timeout=timeout, finish=finish))
+        shared.update_deadline()
         self._active += 1
 
     async def _run(self, loop_key: tuple[object, ...], shared: _Shared[T]) -> None:
+        subscribers = shared.subscribers
+        poll = shared.loop.poll
         try:
-            await self._drive(loop_key, shared)
+            while subscribers:
+                with anyio.CancelScope(deadline=shared.deadline()) as scope:
+                    shared.scope = scope
+                    while subscribers:
+                        try:
+                            value = await poll(None)
+                        except AuthenticationError:
+                            raise
+                        except Exception as exc:
+                            await self._fail(loop_key, shared, exc)
+                            return
+                        assert value is not None
+                        for subscriber in list(subscribers):
+                            if value != subscriber.last:
+                                await self._deliver(shared, subscriber, value)
+                shared.scope = None
+                if scope.cancelled_caught:
+                    await self._expire(shared)
         except AuthenticationError as exc:
             self._fatal = exc
             assert self._task_group is not None
@@ -283,30 +327,13 @@ class Monitor:
             if self._loops.get(loop_key) is shared:
                 del self._loops[loop_key]
 
-    async def _drive(self, loop_key: tuple[object, ...], shared: _Shared[T]) -> None:
-        subscribers = shared.subscribers
-        while subscribers:
-            deadline = min(s.deadline for s in subscribers)
-            try:
-                value = await shared.loop.poll(
-                    None if deadline == math.inf else deadline
-                )
-            except AuthenticationError:
-                raise
-            except Exception as exc:
-                # A watch added while these end must start a loop of its own.
-                del self._loops[loop_key]
-                for subscriber in list(subscribers):
-                    await self._end(
-                        shared, subscriber, subscriber.last, subscriber.last, exc
-                    )
-                return
-            if value is None:
-                await self._expire(shared)
-                continue
-            for subscriber in list(subscribers):
-                if value != subscriber.last:
-                    await self._deliver(shared, subscriber, value)
+    async def _fail(
+        self, loop_key: tuple[object, ...], shared: _Shared[T], exc: Exception
+    ) -> None:
+        # A watch added while these end must start a loop of its own.
+        del self._loops[loop_key]
+        for subscriber in list(shared.subscribers):
+            await self._end(shared, subscriber, subscriber.last, subscriber.last, exc)
 
     async def _deliver(
         self, shared: _Shared[T], subscriber: _Subscriber[T], value: T
@@ -345,20 +372,29 @@ class Monitor:
         await self._emit(
             Transition(subscriber.key, previous, current, now_utc(), True, error)
         )
+        shared.update_deadline()
         self._active -= 1
         if self._active == 0:
             assert self._send is not None
-            with contextlib.suppress(anyio.WouldBlock):
+            with contextlib.suppress(anyio.WouldBlock, anyio.BrokenResourceError):
                 self._send.send_nowait(_IDLE)
 
     async def _emit(self, change: Transition[Any]) -> None:
         send = self._send
         assert send is not None
-        # Straight into the buffer when it has room; wait only when it is full.
         try:
             send.send_nowait(change)
+            return
         except anyio.WouldBlock:
-            await send.send(change)
+            pass
+        except anyio.BrokenResourceError:
+            return
+        # The buffer is full: wait for the consumer, shielded, so that a
+        # watch's deadline passing meanwhile cannot drop the transition. A
+        # consumer that leaves the monitor closes the buffer, which ends this.
+        with anyio.CancelScope(shield=True):
+            with contextlib.suppress(anyio.BrokenResourceError):
+                await send.send(change)
 
     def __aiter__(self) -> Monitor:
         return self

@@ -317,6 +317,63 @@ async def test_slow_consumer_holds_pollers_back_and_loses_nothing(
     )
 
 
+async def test_timeouts_passing_while_the_buffer_is_full_lose_nothing(
+    client: AsyncOutlit, fake: FakeOutlit
+) -> None:
+    """Watches whose timeout passes while they wait for buffer room still end once."""
+    pending = [fake.create_session("hubspot") for _ in range(10)]
+    done = [
+        fake.create_session("hubspot", outcome="connected", after_polls=2)
+        for _ in range(10)
+    ]
+    changes: list[Transition[Any]] = []
+
+    with anyio.fail_after(10):
+        async with client.monitor(buffer_size=1) as monitor:
+            for sid in pending:
+                monitor.watch_connection(sid, interval=0.02, timeout=0.15)
+            for sid in done:
+                monitor.watch_connection(sid, interval=0.02, timeout=5.0)
+            changes.append(await anext(monitor))
+            # Every poller is now held on the full buffer, past the timeouts.
+            await anyio.sleep(0.4)
+            async for change in monitor:
+                changes.append(change)
+
+    grouped: defaultdict[str, list[Seen]] = defaultdict(list)
+    for change in changes:
+        grouped[change.key.target].append(seen(change))
+    assert {sid: grouped[sid] for sid in pending} == {
+        sid: [(None, "pending", False, None), (*PENDING, True, PollTimeoutError)]
+        for sid in pending
+    }
+    assert {sid: grouped[sid] for sid in done} == {
+        sid: [(None, "pending", False, None), ("pending", "connected", True, None)]
+        for sid in done
+    }
+
+
+async def test_leaving_while_pollers_wait_on_a_full_buffer_ends_them(
+    client: AsyncOutlit, fake: FakeOutlit
+) -> None:
+    """Pollers blocked on the buffer end with the monitor; nothing stays behind."""
+    sids = [fake.create_session("hubspot") for _ in range(20)]
+    before = asyncio.all_tasks()
+
+    with anyio.fail_after(5):
+        async with client.monitor(buffer_size=1) as monitor:
+            for sid in sids:
+                monitor.watch_connection(sid, interval=0.01, timeout=0.05)
+            await anext(monitor)
+            await anyio.sleep(0.2)
+    await anyio.lowlevel.checkpoint()
+    left = {t for t in asyncio.all_tasks() - before if not is_server_task(t)}
+    polls = await settled_count(fake)
+
+    assert left == set()
+    assert await settled_count(fake) == polls
+
+
 async def test_watches_added_while_iterating(
     client: AsyncOutlit, fake: FakeOutlit
 ) -> None:
