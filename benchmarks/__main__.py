@@ -89,6 +89,13 @@ def _parser() -> argparse.ArgumentParser:
         f"(default: {defaults.concurrency})",
     )
     parser.add_argument(
+        "--httpx-max",
+        type=int,
+        default=defaults.httpx_max,
+        help=f"largest size the httpx loop runs at; it is slow to watch "
+        f"(default: {defaults.httpx_max:_})",
+    )
+    parser.add_argument(
         "--seed", type=int, default=defaults.seed, help="seed of the session scripts"
     )
     parser.add_argument(
@@ -126,6 +133,7 @@ def _options(args: argparse.Namespace) -> Options:
         concurrency=args.concurrency,
         seed=args.seed,
         organizations=args.organizations,
+        httpx_max=args.httpx_max,
         workloads=args.workloads,
     )
     if args.quick:

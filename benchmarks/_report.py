@@ -25,18 +25,20 @@ def idle_slopes(idle: Mapping[str, Any]) -> dict[str, float]:
     """
     Bytes each more idle watch holds, per contender: the tracemalloc slope.
 
-    With one size only, the bytes held per watch at that size.
+    Each contender's slope runs from the smallest to the largest size it ran
+    at; with one size only, it is the bytes held per watch at that size.
     """
     sizes = _sizes(idle)
-    low, high = str(sizes[0]), str(sizes[-1])
     slopes = {}
-    for contender in idle[high]:
-        held_high = idle[high][contender]["median"]["traced_bytes"]
+    for contender in idle[str(sizes[0])]:
+        ran = [size for size in sizes if contender in idle[str(size)]]
+        low, high = ran[0], ran[-1]
+        held_high = _held(idle, high, contender)
         if low == high:
-            slopes[contender] = held_high / sizes[-1]
+            slopes[contender] = held_high / high
         else:
-            held_low = idle[low][contender]["median"]["traced_bytes"]
-            slopes[contender] = (held_high - held_low) / (sizes[-1] - sizes[0])
+            held_low = _held(idle, low, contender)
+            slopes[contender] = (held_high - held_low) / (high - low)
     return slopes
 
 
@@ -242,7 +244,12 @@ def render(results: Mapping[str, Any]) -> str:
             idle_rows.append(
                 [
                     contender,
-                    *(f"{_held(idle, size, contender) / size:,.0f}" for size in sizes),
+                    *(
+                        f"{_held(idle, size, contender) / size:,.0f}"
+                        if contender in idle[str(size)]
+                        else ""
+                        for size in sizes
+                    ),
                     f"{slopes[contender]:,.0f}",
                     f"{slopes[contender] - slopes[FLOOR]:+,.0f}",
                 ]

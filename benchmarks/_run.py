@@ -26,6 +26,8 @@ from ._fake import CONNECTION_STATUS, SYNC_STATUS, FakeProcess
 ROOT: Final = Path(__file__).resolve().parent.parent
 OUTCOMES: Final = ("connected", "failed", "expired")
 SESSION_CONTENDERS: Final = ("sdk", "aiohttp", "httpx")
+SYNC_CONTENDERS: Final = ("sdk", "aiohttp")
+"""The httpx loop costs tens of milliseconds of CPU per poll at this scale."""
 FLOOR: Final = "aiohttp"
 
 
@@ -44,6 +46,7 @@ class Options:
     providers: list[str] = field(default_factory=lambda: ["stripe", "posthog", "pylon"])
     sync_after_polls: int = 3
     sequential_subset: int = 20
+    httpx_max: int = 1_000
     idle_interval: float = 30.0
     decode_rounds: int = 5
     workloads: list[str] = field(
@@ -288,6 +291,17 @@ def _python_path() -> str:
     return os.pathsep.join([inherited, str(ROOT)] if inherited else [str(ROOT)])
 
 
+def _contenders_at(size: int, options: Options) -> list[str]:
+    """
+    The contenders of a size: the httpx loop only up to ``options.httpx_max``.
+    """
+    return [
+        name
+        for name in SESSION_CONTENDERS
+        if name != "httpx" or size <= options.httpx_max
+    ]
+
+
 def _rotated(items: Sequence[str], by: int) -> list[str]:
     by %= len(items)
     return [*items[by:], *items[:by]]
@@ -339,7 +353,7 @@ def run_sessions(runner: Runner) -> dict[str, Any]:
     smallest = min(options.sizes)
     for size in options.sizes:
         scripts = session_scripts(size, options.seed)
-        contenders = list(SESSION_CONTENDERS)
+        contenders = _contenders_at(size, options)
         if size == smallest and options.sequential_subset:
             contenders.append("sequential")
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in contenders}
@@ -364,7 +378,7 @@ def run_idle(runner: Runner) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for index, size in enumerate(runner.options.sizes):
         runs: dict[str, list[dict[str, Any]]] = {}
-        for contender in _rotated(SESSION_CONTENDERS, index):
+        for contender in _rotated(_contenders_at(size, runner.options), index):
             figures = runner.idle_run(contender, size)
             runs[contender] = [figures]
             _progress(
@@ -377,9 +391,9 @@ def run_idle(runner: Runner) -> dict[str, Any]:
 
 def run_sync(runner: Runner) -> dict[str, Any]:
     options = runner.options
-    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in SESSION_CONTENDERS}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in SYNC_CONTENDERS}
     for repeat in range(options.repeats):
-        for contender in _rotated(SESSION_CONTENDERS, repeat):
+        for contender in _rotated(SYNC_CONTENDERS, repeat):
             figures = runner.sync_run(contender, repeat)
             runs[contender].append(figures)
             _progress(
