@@ -136,18 +136,44 @@ def _open_enum_hook(tp: Any) -> Callable[[Any, Any], Any]:
     return structure_open
 
 
+def _optional_of(tp: Any) -> Any:
+    """
+    The ``X`` of an ``X | None`` annotation, or None for anything else.
+    """
+    if typing.get_origin(tp) not in (typing.Union, types.UnionType):
+        return None
+    members = typing.get_args(tp)
+    if len(members) != 2 or type(None) not in members:
+        return None
+    return members[0] if members[1] is type(None) else members[1]
+
+
+def _optional_hook(converter: cattrs.Converter, tp: Any) -> Callable[[Any, Any], Any]:
+    inner = _optional_of(tp)
+    structure_inner = converter.get_structure_hook(inner)
+
+    def structure_optional(value: Any, _: Any) -> Any:
+        return None if value is None else structure_inner(value, inner)
+
+    return structure_optional
+
+
 def _is_homogeneous_tuple(tp: Any) -> bool:
     args = typing.get_args(tp)
     return typing.get_origin(tp) is tuple and len(args) == 2 and args[1] is Ellipsis
 
 
-def _array_hook(tp: Any) -> Callable[[Any, Any], Any]:
+def _array_hook(
+    converter: cattrs.Converter, tp: Any, *, detailed: bool
+) -> Callable[[Any, Any], Any]:
     item_type = typing.get_args(tp)[0]
-    structure_item = _converter.get_structure_hook(item_type)
+    structure_item = converter.get_structure_hook(item_type)
 
     def structure_array(value: Any, _: Any) -> tuple[Any, ...]:
         if type(value) is not list:
             raise TypeError(f"expected an array, got {_json_type(value)}")
+        if not detailed:
+            return tuple([structure_item(item, item_type) for item in value])
         items = []
         errors = []
         for index, item in enumerate(value):
@@ -166,28 +192,14 @@ def _array_hook(tp: Any) -> Callable[[Any, Any], Any]:
     return structure_array
 
 
-def _make_converter() -> cattrs.Converter:
-    converter = cattrs.Converter(forbid_extra_keys=False, detailed_validation=True)
-    converter.register_structure_hook(str, _exact(str, "a string"))
-    converter.register_structure_hook(bool, _exact(bool, "a boolean"))
-    converter.register_structure_hook(int, _integer)
-    converter.register_structure_hook(datetime, _datetime)
-    converter.register_structure_hook_factory(
-        lambda tp: _open_enum(tp) is not None, _open_enum_hook
-    )
-    converter.register_structure_hook_factory(_is_homogeneous_tuple, _array_hook)
-    return converter
-
-
-_converter = _make_converter()
-
-
-def _object_hook(model: type[Any]) -> Callable[[Any, Any], Any]:
+def _object_hook(
+    converter: cattrs.Converter, model: type[Any]
+) -> Callable[[Any, Any], Any]:
     attrs.resolve_types(model, globalns=vars(sys.modules[model.__module__]))
     renames: dict[str, Any] = {
         f.name: override(rename=_camel(f.name)) for f in attrs.fields(model)
     }
-    structure_fields = make_dict_structure_fn(model, _converter, **renames)
+    structure_fields = make_dict_structure_fn(model, converter, **renames)
 
     def structure_object(value: Any, tp: Any) -> Any:
         if type(value) is not dict:
@@ -197,8 +209,32 @@ def _object_hook(model: type[Any]) -> Callable[[Any, Any], Any]:
     return structure_object
 
 
-for _model in _MODELS:
-    _converter.register_structure_hook(_model, _object_hook(_model))
+def _make_converter(*, detailed: bool) -> cattrs.Converter:
+    converter = cattrs.Converter(forbid_extra_keys=False, detailed_validation=detailed)
+    converter.register_structure_hook(str, _exact(str, "a string"))
+    converter.register_structure_hook(bool, _exact(bool, "a boolean"))
+    converter.register_structure_hook(int, _integer)
+    converter.register_structure_hook(datetime, _datetime)
+    converter.register_structure_hook_factory(
+        lambda tp: _open_enum(tp) is not None, _open_enum_hook
+    )
+    converter.register_structure_hook_factory(
+        lambda tp: _optional_of(tp) is not None,
+        lambda tp: _optional_hook(converter, tp),
+    )
+    converter.register_structure_hook_factory(
+        _is_homogeneous_tuple,
+        lambda tp: _array_hook(converter, tp, detailed=detailed),
+    )
+    for model in _MODELS:
+        converter.register_structure_hook(model, _object_hook(converter, model))
+    return converter
+
+
+# Two converters with the same rules: the fast one decodes, and only a body it
+# refuses goes through the detailed one, which names every field that is wrong.
+_fast = _make_converter(detailed=False)
+_detailed = _make_converter(detailed=True)
 
 
 def structure(body: object, model: type[M], *, route: str, status: int = 200) -> M:
@@ -212,7 +248,11 @@ def structure(body: object, model: type[M], *, route: str, status: int = 200) ->
             errors=[f"$: expected an object, got {_json_type(body)}"],
         )
     try:
-        return _converter.structure(body, model)
+        return _fast.structure(body, model)
+    except Exception:
+        pass
+    try:
+        return _detailed.structure(body, model)
     except Exception as exc:
         raise ResponseValidationError(
             route=route, status=status, errors=_describe(exc)
