@@ -38,6 +38,8 @@ CONNECT: Final = "/api/integrations/connect"
 CONNECTION_STATUS: Final = "/api/integrations/connect/status"
 DISCONNECT: Final = "/api/integrations/disconnect"
 SYNC_STATUS: Final = "/api/integrations/sync-status"
+_CONNECTION_STATUS_ROUTE: Final = f"GET {CONNECTION_STATUS}"
+_SYNC_STATUS_ROUTE: Final = f"GET {SYNC_STATUS}"
 
 BrowserProviderId = Literal[
     "hubspot",
@@ -242,7 +244,7 @@ class Integrations:
             loop,
             key=key,
             timeout=check_positive("timeout", timeout),
-            finish=lambda status: connection_outcome(status, key.target),
+            finish=connection_outcome,
         )
 
     async def wait_for_connection(
@@ -307,12 +309,11 @@ class Integrations:
         """
         A poll loop over the status of ``session_id``.
         """
-        route = f"GET {CONNECTION_STATUS}"
         return PollLoop(
             self._transport,
             CONNECTION_STATUS,
             {"sessionId": check_session_id(session_id)},
-            lambda body: structure(body, ConnectionStatus, route=route),
+            _connection_status,
             interval=check_positive("interval", interval),
             target=session_id,
             max_failures=check_max_failures(max_failures),
@@ -324,12 +325,11 @@ class Integrations:
         """
         A poll loop over the sync status of ``provider``.
         """
-        route = f"GET {SYNC_STATUS}"
         return PollLoop(
             self._transport,
             SYNC_STATUS,
             {"provider": check_provider(provider)},
-            lambda body: structure(body, SyncStatus, route=route),
+            _sync_status,
             interval=check_positive("interval", interval),
             target=provider,
             max_failures=check_max_failures(max_failures),
@@ -353,13 +353,25 @@ class Integrations:
 
 def sync_finish(
     until: Callable[[SyncStatus], bool] | None,
-) -> Callable[[SyncStatus], Outcome]:
+) -> Callable[[SyncStatus, str], Outcome]:
     """
     The outcome rule of a sync watch: it ends when ``until`` says so.
     """
     if until is None:
-        return lambda status: (False, None)
-    return lambda status: (bool(until(status)), None)
+        return _never
+    return lambda status, _: (bool(until(status)), None)
+
+
+def _never(status: SyncStatus, provider: str) -> Outcome:
+    return False, None
+
+
+def _connection_status(body: object) -> ConnectionStatus:
+    return structure(body, ConnectionStatus, route=_CONNECTION_STATUS_ROUTE)
+
+
+def _sync_status(body: object) -> SyncStatus:
+    return structure(body, SyncStatus, route=_SYNC_STATUS_ROUTE)
 
 
 def _link_origin(url: str) -> tuple[str, str] | None:

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 from collections.abc import Callable
@@ -46,14 +47,14 @@ class _Subscriber(Generic[T]):
 
     __slots__ = ("deadline", "finish", "key", "last", "timeout")
 
-    finish: Callable[[T], Outcome]
+    finish: Callable[[T, str], Outcome]
 
     def __init__(
         self,
         key: WatchKey,
         *,
         timeout: float | None,
-        finish: Callable[[T], Outcome],
+        finish: Callable[[T, str], Outcome],
     ) -> None:
         self.key = key
         self.timeout = timeout
@@ -130,6 +131,7 @@ class Monitor:
         "_receive",
         "_send",
         "_task_group",
+        "_tasks",
     )
 
     def __init__(
@@ -147,9 +149,10 @@ class Monitor:
         self._buffer_size = buffer_size
         self._active = 0
         self._closed = False
-        self._fatal: AuthenticationError | None = None
+        self._fatal: Exception | None = None
         self._loops: dict[tuple[object, ...], _Shared[Any]] = {}
         self._task_group: TaskGroup | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._send: MemoryObjectSendStream[object] | None = None
         self._receive: MemoryObjectReceiveStream[object] | None = None
 
@@ -171,6 +174,7 @@ class Monitor:
         )
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
+        self._task_group.start_soon(self._supervise, name="outlit_async monitor")
         return self
 
     async def __aexit__(
@@ -229,7 +233,7 @@ class Monitor:
             key,
             account,
             account.integrations.connection_loop,
-            lambda status: connection_outcome(status, key.target),
+            connection_outcome,
             interval=interval,
             timeout=timeout,
             max_failures=max_failures,
@@ -275,7 +279,7 @@ class Monitor:
         key: WatchKey,
         account: AsyncOutlit,
         make_loop: Callable[..., PollLoop[T]],
-        finish: Callable[[T], Outcome],
+        finish: Callable[[T, str], Outcome],
         *,
         interval: float,
         timeout: float | None,
@@ -292,16 +296,37 @@ class Monitor:
         if shared is None:
             loop = make_loop(key.target, interval=interval, max_failures=max_failures)
             shared = self._loops[loop_key] = _Shared(loop)
-            self._task_group.start_soon(self._run, loop_key, shared, name=key.target)
+            task = asyncio.get_running_loop().create_task(self._run(loop_key, shared))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         shared.subscribers.append(_Subscriber(key, timeout=timeout, finish=finish))
         shared.update_deadline()
         self._active += 1
+
+    async def _supervise(self) -> None:
+        """
+        Own the poll loops: when the task group ends, end every loop first.
+
+        Each poll loop is a plain asyncio task rather than a task of the
+        group: an anyio task costs a cancel scope, an event and a handle of
+        its own, several times what a watch otherwise holds. This task keeps
+        them inside the group's lifetime all the same.
+        """
+        try:
+            await anyio.sleep_forever()
+        finally:
+            self._closed = True
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            with anyio.CancelScope(shield=True):
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _run(self, loop_key: tuple[object, ...], shared: _Shared[T]) -> None:
         subscribers = shared.subscribers
         poll = shared.loop.poll
         try:
-            while subscribers:
+            while subscribers and not self._closed:
                 with anyio.CancelScope(deadline=shared.deadline()) as scope:
                     shared.scope = scope
                     while subscribers:
@@ -319,8 +344,11 @@ class Monitor:
                 shared.scope = None
                 if scope.cancelled_caught:
                     await self._expire(shared)
-        except AuthenticationError as exc:
-            self._fatal = exc
+        except Exception as exc:
+            # An AuthenticationError (or a defect) stops every watch, and is
+            # raised from the 'async with'.
+            if self._fatal is None:
+                self._fatal = exc
             assert self._task_group is not None
             self._task_group.cancel_scope.cancel()
         finally:
@@ -339,7 +367,7 @@ class Monitor:
         self, shared: _Shared[T], subscriber: _Subscriber[T], value: T
     ) -> None:
         try:
-            terminal, error = subscriber.finish(value)
+            terminal, error = subscriber.finish(value, subscriber.key.target)
         except Exception as exc:
             terminal, error = True, exc
         previous, subscriber.last = subscriber.last, value

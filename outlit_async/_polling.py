@@ -205,7 +205,7 @@ class Watch(Generic[T]):
     __slots__ = ("_deadline", "_done", "_finish", "_last", "_loop", "key", "timeout")
 
     _loop: PollLoop[T]
-    _finish: Callable[[T], Outcome]
+    _finish: Callable[[T, str], Outcome]
 
     def __init__(
         self,
@@ -213,7 +213,7 @@ class Watch(Generic[T]):
         *,
         key: WatchKey,
         timeout: float | None,
-        finish: Callable[[T], Outcome],
+        finish: Callable[[T, str], Outcome],
     ) -> None:
         self._loop = loop
         self._finish = finish
@@ -249,7 +249,7 @@ class Watch(Generic[T]):
                 )
             if value == self._last:
                 continue
-            terminal, error = self._finish(value)
+            terminal, error = self._finish(value, self.key.target)
             change = Transition(self.key, self._last, value, now_utc(), terminal, error)
             self._last = value
             self._done = terminal
