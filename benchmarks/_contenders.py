@@ -16,6 +16,7 @@ one, and nothing more: no retries, no validation, no timeouts of their own.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -23,7 +24,7 @@ import random
 import time
 import tracemalloc
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, Final
 
 import aiohttp
@@ -133,16 +134,21 @@ class Tally:
     What a contender delivered: transitions, and how each watch ended.
 
     :param expected: each watch's id and the outcome it should end with.
+    :param until: a count of transitions that sets :attr:`reached`.
     """
 
-    def __init__(self, expected: dict[str, str]) -> None:
+    def __init__(self, expected: dict[str, str], *, until: int | None = None) -> None:
         self.expected = expected
         self.transitions = 0
         self.ended: Counter[str] = Counter()
         self.mismatches = 0
+        self.until = until
+        self.reached = asyncio.Event()
 
     def change(self, watch: str, state: str, terminal: bool) -> None:
         self.transitions += 1
+        if self.transitions == self.until:
+            self.reached.set()
         if terminal:
             self.ended[state] += 1
             if self.expected.get(watch) != state:
@@ -170,7 +176,6 @@ class Job:
         self.sessions: list[tuple[str, str]] = [tuple(s) for s in spec["sessions"]]
         self.organizations: list[str] = spec.get("organizations", [])
         self.providers: list[str] = spec.get("providers", [])
-        self.spread: bool = spec.get("spread", True)
 
     def sync_watches(self) -> list[tuple[int, str]]:
         return [
@@ -184,22 +189,20 @@ def first_delay(job: Job) -> float:
     """
     How long a hand-written watch waits before its first poll.
 
-    With ``job.spread`` it follows the SDK's schedule: up to a tenth of the
-    interval, so that watches started together do not poll together.
+    It follows the SDK's schedule: up to a tenth of the interval, so that
+    watches started together do not poll together.
     """
-    return random.uniform(0, SPREAD) * job.interval if job.spread else 0.0
+    return random.uniform(0, SPREAD) * job.interval
 
 
 def gap(job: Job) -> float:
     """
     Seconds from the start of one poll to the start of the next.
 
-    With ``job.spread`` it follows the SDK's schedule: the interval, moved by
-    up to a tenth either way.
+    It follows the SDK's schedule: the interval, moved by up to a tenth
+    either way.
     """
-    if job.spread:
-        return job.interval * random.uniform(1 - SPREAD, 1 + SPREAD)
-    return job.interval
+    return job.interval * random.uniform(1 - SPREAD, 1 + SPREAD)
 
 
 def _synced(body: dict[str, Any]) -> bool:
@@ -231,6 +234,9 @@ def _httpx_client(job: Job) -> Any:
 
 def _bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+Contender = Callable[[Job, Meter], Coroutine[Any, Any, Tally]]
 
 
 # The SDK.
@@ -318,71 +324,18 @@ async def sdk_idle(job: Job, meter: Meter) -> Tally:
     return tally
 
 
-# The floor: a hand-written loop on one aiohttp session.
+# The loops a user writes by hand: the floor on aiohttp, and the same on httpx.
+
+Fetch = Callable[[str, dict[str, str], dict[str, str]], Awaitable[dict[str, Any]]]
+"""Sends one GET of a path with its query and headers; answers the decoded JSON."""
 
 
-async def aiohttp_sessions(job: Job, meter: Meter) -> Tally:
+@contextlib.asynccontextmanager
+async def aiohttp_fetch(job: Job) -> AsyncIterator[Fetch]:
     """
-    One task per session on a shared ``aiohttp.ClientSession``.
+    GETs on one shared ``aiohttp.ClientSession``, at most ``job.concurrency`` at once.
     """
-    tally = Tally(dict(job.sessions))
-    url = job.url + CONNECTION_STATUS
-    headers = _bearer(job.key)
     limiter = asyncio.Semaphore(job.concurrency)
-
-    async with _aiohttp_session(job) as http:
-
-        async def fetch(session_id: str) -> dict[str, Any]:
-            async with (
-                limiter,
-                http.get(url, params={"sessionId": session_id}, headers=headers) as r,
-            ):
-                if r.status != 200:
-                    raise RuntimeError(f"status {r.status}")
-                body: dict[str, Any] = json.loads(await r.read())
-                return body
-
-        async def watch(session_id: str) -> None:
-            loop = asyncio.get_running_loop()
-            await asyncio.sleep(first_delay(job))
-            previous = None
-            while True:
-                next_at = loop.time() + gap(job)
-                body = await fetch(session_id)
-                state = body["status"]
-                if body != previous:
-                    tally.change(session_id, state, state != "pending")
-                    previous = body
-                if state != "pending":
-                    return
-                delay = next_at - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-
-        await fetch(job.warmup)
-        meter.start()
-        await asyncio.gather(*(watch(session_id) for session_id, _ in job.sessions))
-        meter.stop()
-    return tally
-
-
-async def aiohttp_lockstep_sessions(job: Job, meter: Meter) -> Tally:
-    """
-    The floor without the spread: every watch polls at the same moments.
-    """
-    job.spread = False
-    return await aiohttp_sessions(job, meter)
-
-
-async def aiohttp_sync(job: Job, meter: Meter) -> Tally:
-    """
-    One task per organisation and provider on a shared ``aiohttp.ClientSession``.
-    """
-    watches = job.sync_watches()
-    tally = Tally({f"{index}/{provider}": "synced" for index, provider in watches})
-    base = job.url
-    limiter = asyncio.Semaphore(job.concurrency)
-
     async with _aiohttp_session(job) as http:
 
         async def fetch(
@@ -390,232 +343,180 @@ async def aiohttp_sync(job: Job, meter: Meter) -> Tally:
         ) -> dict[str, Any]:
             async with (
                 limiter,
-                http.get(base + path, params=params, headers=headers) as r,
+                http.get(job.url + path, params=params, headers=headers) as r,
             ):
                 if r.status != 200:
                     raise RuntimeError(f"status {r.status}")
                 body: dict[str, Any] = json.loads(await r.read())
                 return body
 
-        async def watch(index: int, headers: dict[str, str], provider: str) -> None:
-            loop = asyncio.get_running_loop()
-            await asyncio.sleep(first_delay(job))
-            params = {"provider": provider}
-            previous = None
-            while True:
-                next_at = loop.time() + gap(job)
-                body = await fetch(SYNC_STATUS, params, headers)
-                done = _synced(body)
-                if body != previous:
-                    state = "synced" if done else "pending"
-                    tally.change(f"{index}/{provider}", state, done)
-                    previous = body
-                if done:
-                    return
-                delay = next_at - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
+        yield fetch
 
-        await fetch(CONNECTION_STATUS, {"sessionId": job.warmup}, _bearer(job.key))
-        meter.start()
-        headers = [_bearer(key) for key in job.organizations]
-        await asyncio.gather(
-            *(watch(index, headers[index], provider) for index, provider in watches)
+
+@contextlib.asynccontextmanager
+async def httpx_fetch(job: Job) -> AsyncIterator[Fetch]:
+    """
+    GETs on one shared ``httpx.AsyncClient``, at most ``job.concurrency`` at once.
+    """
+    limiter = asyncio.Semaphore(job.concurrency)
+    async with _httpx_client(job) as http:
+
+        async def fetch(
+            path: str, params: dict[str, str], headers: dict[str, str]
+        ) -> dict[str, Any]:
+            async with limiter:
+                r = await http.get(job.url + path, params=params, headers=headers)
+            if r.status_code != 200:
+                raise RuntimeError(f"status {r.status_code}")
+            body: dict[str, Any] = r.json()
+            return body
+
+        yield fetch
+
+
+def _session_state(body: dict[str, Any]) -> tuple[str, bool]:
+    state: str = body["status"]
+    return state, state != "pending"
+
+
+def _sync_state_of(body: dict[str, Any]) -> tuple[str, bool]:
+    done = _synced(body)
+    return ("synced" if done else "pending"), done
+
+
+def _idle_state(body: dict[str, Any]) -> tuple[str, bool]:
+    state: str = body["status"]
+    return state, False
+
+
+async def _watch(
+    job: Job,
+    fetch: Fetch,
+    path: str,
+    query: tuple[str, str],
+    headers: dict[str, str],
+    tally: Tally,
+    watch_id: str,
+    state_of: Callable[[dict[str, Any]], tuple[str, bool]],
+) -> None:
+    """
+    Poll on the SDK's schedule, start to start; count each change in ``tally``
+    until ``state_of`` calls one terminal.
+    """
+    loop = asyncio.get_running_loop()
+    name, value = query
+    await asyncio.sleep(first_delay(job))
+    previous = None
+    while True:
+        next_at = loop.time() + gap(job)
+        body = await fetch(path, {name: value}, headers)
+        if body != previous:
+            previous = body
+            state, terminal = state_of(body)
+            tally.change(watch_id, state, terminal)
+            if terminal:
+                return
+        delay = next_at - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+async def hand_sessions(job: Job, meter: Meter, fetch: Fetch) -> Tally:
+    """
+    One task per session, until its terminal state.
+    """
+    tally = Tally(dict(job.sessions))
+    headers = _bearer(job.key)
+    await fetch(CONNECTION_STATUS, {"sessionId": job.warmup}, headers)
+    meter.start()
+    await asyncio.gather(
+        *(
+            _watch(
+                job,
+                fetch,
+                CONNECTION_STATUS,
+                ("sessionId", session_id),
+                headers,
+                tally,
+                session_id,
+                _session_state,
+            )
+            for session_id, _ in job.sessions
         )
-        meter.stop()
+    )
+    meter.stop()
     return tally
 
 
-async def aiohttp_idle(job: Job, meter: Meter) -> Tally:
+async def hand_sync(job: Job, meter: Meter, fetch: Fetch) -> Tally:
+    """
+    One task per organisation and provider, until every model has succeeded.
+    """
+    watches = job.sync_watches()
+    tally = Tally({f"{index}/{provider}": "synced" for index, provider in watches})
+    await fetch(CONNECTION_STATUS, {"sessionId": job.warmup}, _bearer(job.key))
+    meter.start()
+    headers = [_bearer(key) for key in job.organizations]
+    await asyncio.gather(
+        *(
+            _watch(
+                job,
+                fetch,
+                SYNC_STATUS,
+                ("provider", provider),
+                headers[index],
+                tally,
+                f"{index}/{provider}",
+                _sync_state_of,
+            )
+            for index, provider in watches
+        )
+    )
+    meter.stop()
+    return tally
+
+
+async def hand_idle(job: Job, meter: Meter, fetch: Fetch) -> Tally:
     """
     One task per never-ending session; measured once each has polled once.
     """
-    tally = Tally(dict(job.sessions))
-    url = job.url + CONNECTION_STATUS
+    tally = Tally(dict(job.sessions), until=len(job.sessions))
     headers = _bearer(job.key)
-    limiter = asyncio.Semaphore(job.concurrency)
-    all_polled = asyncio.Event()
-
-    async with _aiohttp_session(job) as http:
-
-        async def fetch(session_id: str) -> dict[str, Any]:
-            async with (
-                limiter,
-                http.get(url, params={"sessionId": session_id}, headers=headers) as r,
-            ):
-                body: dict[str, Any] = json.loads(await r.read())
-                return body
-
-        async def watch(session_id: str) -> None:
-            loop = asyncio.get_running_loop()
-            await asyncio.sleep(first_delay(job))
-            previous = None
-            while True:
-                next_at = loop.time() + gap(job)
-                body = await fetch(session_id)
-                if body != previous:
-                    tally.change(session_id, body["status"], False)
-                    previous = body
-                    if tally.transitions == len(job.sessions):
-                        all_polled.set()
-                await asyncio.sleep(max(0.0, next_at - loop.time()))
-
-        await fetch(job.warmup)
-        await _idle(job, meter, watch, all_polled)
-    return tally
-
-
-async def _idle(
-    job: Job,
-    meter: Meter,
-    watch: Callable[[str], Awaitable[None]],
-    all_polled: asyncio.Event,
-) -> None:
+    await fetch(CONNECTION_STATUS, {"sessionId": job.warmup}, headers)
     meter.start()
-    tasks = [asyncio.ensure_future(watch(session_id)) for session_id, _ in job.sessions]
-    await all_polled.wait()
+    tasks = [
+        asyncio.ensure_future(
+            _watch(
+                job,
+                fetch,
+                CONNECTION_STATUS,
+                ("sessionId", session_id),
+                headers,
+                tally,
+                session_id,
+                _idle_state,
+            )
+        )
+        for session_id, _ in job.sessions
+    ]
+    await tally.reached.wait()
     meter.snapshot()
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     meter.stop()
-
-
-# What many users write instead: the same loop on httpx.
-
-
-async def httpx_sessions(job: Job, meter: Meter) -> Tally:
-    """
-    One task per session on a shared ``httpx.AsyncClient``.
-    """
-    tally = Tally(dict(job.sessions))
-    url = job.url + CONNECTION_STATUS
-    headers = _bearer(job.key)
-    limiter = asyncio.Semaphore(job.concurrency)
-
-    async with _httpx_client(job) as http:
-
-        async def fetch(session_id: str) -> dict[str, Any]:
-            async with limiter:
-                r = await http.get(
-                    url, params={"sessionId": session_id}, headers=headers
-                )
-            if r.status_code != 200:
-                raise RuntimeError(f"status {r.status_code}")
-            body: dict[str, Any] = r.json()
-            return body
-
-        async def watch(session_id: str) -> None:
-            loop = asyncio.get_running_loop()
-            await asyncio.sleep(first_delay(job))
-            previous = None
-            while True:
-                next_at = loop.time() + gap(job)
-                body = await fetch(session_id)
-                state = body["status"]
-                if body != previous:
-                    tally.change(session_id, state, state != "pending")
-                    previous = body
-                if state != "pending":
-                    return
-                delay = next_at - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-
-        await fetch(job.warmup)
-        meter.start()
-        await asyncio.gather(*(watch(session_id) for session_id, _ in job.sessions))
-        meter.stop()
     return tally
 
 
-async def httpx_sync(job: Job, meter: Meter) -> Tally:
-    """
-    One task per organisation and provider on a shared ``httpx.AsyncClient``.
-    """
-    watches = job.sync_watches()
-    tally = Tally({f"{index}/{provider}": "synced" for index, provider in watches})
-    base = job.url
-    limiter = asyncio.Semaphore(job.concurrency)
+def _by_hand(
+    client: Callable[[Job], contextlib.AbstractAsyncContextManager[Fetch]],
+    workload: Callable[[Job, Meter, Fetch], Awaitable[Tally]],
+) -> Contender:
+    async def contender(job: Job, meter: Meter) -> Tally:
+        async with client(job) as fetch:
+            return await workload(job, meter, fetch)
 
-    async with _httpx_client(job) as http:
-
-        async def fetch(
-            path: str, params: dict[str, str], headers: dict[str, str]
-        ) -> dict[str, Any]:
-            async with limiter:
-                r = await http.get(base + path, params=params, headers=headers)
-            if r.status_code != 200:
-                raise RuntimeError(f"status {r.status_code}")
-            body: dict[str, Any] = r.json()
-            return body
-
-        async def watch(index: int, headers: dict[str, str], provider: str) -> None:
-            loop = asyncio.get_running_loop()
-            await asyncio.sleep(first_delay(job))
-            params = {"provider": provider}
-            previous = None
-            while True:
-                next_at = loop.time() + gap(job)
-                body = await fetch(SYNC_STATUS, params, headers)
-                done = _synced(body)
-                if body != previous:
-                    state = "synced" if done else "pending"
-                    tally.change(f"{index}/{provider}", state, done)
-                    previous = body
-                if done:
-                    return
-                delay = next_at - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-
-        await fetch(CONNECTION_STATUS, {"sessionId": job.warmup}, _bearer(job.key))
-        meter.start()
-        headers = [_bearer(key) for key in job.organizations]
-        await asyncio.gather(
-            *(watch(index, headers[index], provider) for index, provider in watches)
-        )
-        meter.stop()
-    return tally
-
-
-async def httpx_idle(job: Job, meter: Meter) -> Tally:
-    """
-    One httpx task per never-ending session; measured once each has polled once.
-    """
-    tally = Tally(dict(job.sessions))
-    url = job.url + CONNECTION_STATUS
-    headers = _bearer(job.key)
-    limiter = asyncio.Semaphore(job.concurrency)
-    all_polled = asyncio.Event()
-
-    async with _httpx_client(job) as http:
-
-        async def fetch(session_id: str) -> dict[str, Any]:
-            async with limiter:
-                r = await http.get(
-                    url, params={"sessionId": session_id}, headers=headers
-                )
-            body: dict[str, Any] = r.json()
-            return body
-
-        async def watch(session_id: str) -> None:
-            loop = asyncio.get_running_loop()
-            await asyncio.sleep(first_delay(job))
-            previous = None
-            while True:
-                next_at = loop.time() + gap(job)
-                body = await fetch(session_id)
-                if body != previous:
-                    tally.change(session_id, body["status"], False)
-                    previous = body
-                    if tally.transitions == len(job.sessions):
-                        all_polled.set()
-                await asyncio.sleep(max(0.0, next_at - loop.time()))
-
-        await fetch(job.warmup)
-        await _idle(job, meter, watch, all_polled)
-    return tally
+    return contender
 
 
 # The official command line's way: one session after another.
@@ -657,18 +558,15 @@ async def sequential_sessions(job: Job, meter: Meter) -> Tally:
     return tally
 
 
-Contender = Callable[[Job, Meter], Coroutine[Any, Any, Tally]]
-
 CONTENDERS: Final[dict[tuple[str, str], Contender]] = {
     ("sessions", "sdk"): sdk_sessions,
-    ("sessions", "aiohttp"): aiohttp_sessions,
-    ("sessions", "aiohttp-lockstep"): aiohttp_lockstep_sessions,
-    ("sessions", "httpx"): httpx_sessions,
+    ("sessions", "aiohttp"): _by_hand(aiohttp_fetch, hand_sessions),
+    ("sessions", "httpx"): _by_hand(httpx_fetch, hand_sessions),
     ("sessions", "sequential"): sequential_sessions,
     ("sync", "sdk"): sdk_sync,
-    ("sync", "aiohttp"): aiohttp_sync,
-    ("sync", "httpx"): httpx_sync,
+    ("sync", "aiohttp"): _by_hand(aiohttp_fetch, hand_sync),
+    ("sync", "httpx"): _by_hand(httpx_fetch, hand_sync),
     ("idle", "sdk"): sdk_idle,
-    ("idle", "aiohttp"): aiohttp_idle,
-    ("idle", "httpx"): httpx_idle,
+    ("idle", "aiohttp"): _by_hand(aiohttp_fetch, hand_idle),
+    ("idle", "httpx"): _by_hand(httpx_fetch, hand_idle),
 }

@@ -311,6 +311,17 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _progress_run(
+    label: str, contender: str, repeat: int, figures: dict[str, Any]
+) -> None:
+    _progress(
+        f"{label} {contender:<10} repeat {repeat + 1}: "
+        f"{figures['us_per_poll']:7.1f} us/poll, "
+        f"{figures['wall_s']:6.2f} s wall, "
+        f"server {figures['server_util']:.0%} busy"
+    )
+
+
 def median_figures(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """
     The median of each numeric figure over ``runs``.
@@ -364,12 +375,7 @@ def run_sessions(runner: Runner) -> dict[str, Any]:
                     chosen = scripts[: options.sequential_subset]
                 figures = runner.sessions_run(contender, chosen)
                 runs[contender].append(figures)
-                _progress(
-                    f"sessions N={size:<6} {contender:<10} repeat {repeat + 1}: "
-                    f"{figures['us_per_poll']:7.1f} us/poll, "
-                    f"{figures['wall_s']:6.2f} s wall, "
-                    f"server {figures['server_util']:.0%} busy"
-                )
+                _progress_run(f"sessions N={size:<6}", contender, repeat, figures)
         results[str(size)] = _summarise(runs)
     return results
 
@@ -396,13 +402,8 @@ def run_sync(runner: Runner) -> dict[str, Any]:
         for contender in _rotated(SYNC_CONTENDERS, repeat):
             figures = runner.sync_run(contender, repeat)
             runs[contender].append(figures)
-            _progress(
-                f"sync fleet {options.organizations}x{len(options.providers)} "
-                f"{contender:<10} repeat {repeat + 1}: "
-                f"{figures['us_per_poll']:7.1f} us/poll, "
-                f"{figures['wall_s']:6.2f} s wall, "
-                f"server {figures['server_util']:.0%} busy"
-            )
+            label = f"sync fleet {options.organizations}x{len(options.providers)}"
+            _progress_run(label, contender, repeat, figures)
     key = f"{options.organizations}x{len(options.providers)}"
     return {key: _summarise(runs)}
 
