@@ -36,9 +36,6 @@ T = TypeVar("T", ConnectionStatus, SyncStatus)
 DEFAULT_BUFFER: Final = 256
 """Transitions the monitor holds for a slow consumer before pollers wait."""
 
-_IDLE: Final = object()
-"""Wakes a waiting consumer when the last watch ends."""
-
 
 class _Subscriber(Generic[T]):
     """
@@ -58,44 +55,83 @@ class _Subscriber(Generic[T]):
     ) -> None:
         self.key = key
         self.timeout = timeout
-        self.deadline = math.inf if timeout is None else anyio.current_time() + timeout
+        self.deadline = (
+            math.inf if timeout is None else asyncio.get_running_loop().time() + timeout
+        )
         self.finish = finish
         self.last: T | None = None
 
 
 class _Shared(Generic[T]):
     """
-    One poll loop, every watch that reads it, and the scope of its deadlines.
+    One poll loop, every watch that reads it, and the timer of its deadlines.
 
-    The loop runs inside one cancel scope whose deadline is the earliest of
-    its watches', moved only when that earliest deadline moves, not one
-    scope per poll.
+    One timer per loop stands for the earliest deadline of its watches; it is
+    moved only when that earliest deadline moves. When it fires during a poll
+    it cancels the loop's task, which ends that poll (its wait, its request,
+    its retries) at once; the loop then ends the watches whose time is up and
+    polls on for the others. Outside a poll (while a transition waits for room
+    in the buffer) it only marks the deadline as passed, so that nothing
+    delivered is ever cut short.
     """
 
-    __slots__ = ("loop", "scope", "subscribers")
+    __slots__ = (
+        "deadline",
+        "expired",
+        "loop",
+        "polling",
+        "subscribers",
+        "task",
+        "timer",
+    )
 
     loop: PollLoop[T]
 
     def __init__(self, loop: PollLoop[T]) -> None:
         self.loop = loop
         self.subscribers: list[_Subscriber[T]] = []
-        self.scope: anyio.CancelScope | None = None
-
-    def deadline(self) -> float:
-        """
-        The earliest deadline of the watches, ``math.inf`` when none has one.
-        """
-        return min((s.deadline for s in self.subscribers), default=math.inf)
+        self.task: asyncio.Task[None] | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.deadline = math.inf
+        self.expired = False
+        self.polling = False
 
     def update_deadline(self) -> None:
         """
-        Move the scope's deadline to the watches' earliest, if it changed.
+        Set the timer to the watches' earliest deadline, if that changed.
         """
-        scope = self.scope
-        if scope is not None:
-            deadline = self.deadline()
-            if deadline != scope.deadline:
-                scope.deadline = deadline
+        deadline = min((s.deadline for s in self.subscribers), default=math.inf)
+        if deadline == self.deadline:
+            return
+        self.deadline = deadline
+        self.stop_timer()
+        if deadline != math.inf:
+            self.timer = asyncio.get_running_loop().call_at(deadline, self._time_up)
+
+    def stop_timer(self) -> None:
+        """
+        Cancel the pending timer, if any.
+        """
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def _time_up(self) -> None:
+        self.timer = None
+        self.expired = True
+        if self.polling and self.task is not None:
+            self.task.cancel()
+
+
+def _uncancel() -> bool:
+    """
+    Take back the one cancellation this task handled; whether none is left.
+
+    Python 3.10 does not count cancellations: there, one handled is gone.
+    """
+    task = asyncio.current_task()
+    uncancel = getattr(task, "uncancel", None)
+    return uncancel is None or uncancel() == 0
 
 
 @final
@@ -132,6 +168,7 @@ class Monitor:
         "_send",
         "_task_group",
         "_tasks",
+        "_waiters",
     )
 
     def __init__(
@@ -155,6 +192,7 @@ class Monitor:
         self._tasks: set[asyncio.Task[None]] = set()
         self._send: MemoryObjectSendStream[object] | None = None
         self._receive: MemoryObjectReceiveStream[object] | None = None
+        self._waiters: list[asyncio.Future[None]] = []
 
     def __repr__(self) -> str:
         return f"Monitor(watches={self._active}, loops={len(self._loops)})"
@@ -186,9 +224,11 @@ class Monitor:
         assert self._task_group is not None and self._send is not None
         self._closed = True
         self._task_group.cancel_scope.cancel()
-        # No one reads any more: pollers waiting for room in the buffer stop.
+        # No one reads any more: pollers waiting for room in the buffer stop,
+        # and a consumer waiting in another task sees the end.
         if self._receive is not None:
             self._receive.close()
+        self._wake()
         # The caller's own error leaves as it is, not wrapped in an ExceptionGroup:
         # the watch tasks raise nothing, so the task group has nothing to add.
         own_error = exc is not None and not isinstance(
@@ -205,6 +245,7 @@ class Monitor:
             if self._receive is not None:
                 self._receive.close()
             self._loops.clear()
+            self._wake()
         if self._fatal is not None:
             raise self._fatal from None
         return bool(suppressed)
@@ -297,6 +338,7 @@ class Monitor:
             loop = make_loop(key.target, interval=interval, max_failures=max_failures)
             shared = self._loops[loop_key] = _Shared(loop)
             task = asyncio.get_running_loop().create_task(self._run(loop_key, shared))
+            shared.task = task
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         shared.subscribers.append(_Subscriber(key, timeout=timeout, finish=finish))
@@ -327,23 +369,30 @@ class Monitor:
         poll = shared.loop.poll
         try:
             while subscribers and not self._closed:
-                with anyio.CancelScope(deadline=shared.deadline()) as scope:
-                    shared.scope = scope
-                    while subscribers:
-                        try:
-                            value = await poll(None)
-                        except AuthenticationError:
-                            raise
-                        except Exception as exc:
-                            await self._fail(loop_key, shared, exc)
-                            return
-                        assert value is not None
-                        for subscriber in list(subscribers):
-                            if value != subscriber.last:
-                                await self._deliver(shared, subscriber, value)
-                shared.scope = None
-                if scope.cancelled_caught:
+                if shared.expired:
                     await self._expire(shared)
+                    continue
+                shared.polling = True
+                try:
+                    value = await poll(None)
+                except asyncio.CancelledError:
+                    # The deadline's own cancellation, and no one else's,
+                    # ends only this poll.
+                    if self._closed or not shared.expired or not _uncancel():
+                        raise
+                    continue
+                except AuthenticationError:
+                    raise
+                except Exception as exc:
+                    await self._fail(loop_key, shared, exc)
+                    return
+                finally:
+                    shared.polling = False
+                assert value is not None
+                for subscriber in list(subscribers):
+                    last = subscriber.last
+                    if value is not last and value != last:
+                        await self._deliver(shared, subscriber, value)
         except Exception as exc:
             # An AuthenticationError (or a defect) stops every watch, and is
             # raised from the 'async with'.
@@ -352,6 +401,7 @@ class Monitor:
             assert self._task_group is not None
             self._task_group.cancel_scope.cancel()
         finally:
+            shared.stop_timer()
             if self._loops.get(loop_key) is shared:
                 del self._loops[loop_key]
 
@@ -377,9 +427,12 @@ class Monitor:
             await self._emit(Transition(subscriber.key, previous, value, now_utc()))
 
     async def _expire(self, shared: _Shared[T]) -> None:
-        now = anyio.current_time()
+        # The timer may fire a hair before its time: the deadline it stood
+        # for has passed all the same.
+        passed = max(shared.deadline, anyio.current_time())
+        shared.expired = False
         for subscriber in list(shared.subscribers):
-            if subscriber.deadline <= now:
+            if subscriber.deadline <= passed:
                 assert subscriber.timeout is not None
                 error = PollTimeoutError(
                     target=subscriber.key.target, timeout=subscriber.timeout
@@ -403,26 +456,33 @@ class Monitor:
         shared.update_deadline()
         self._active -= 1
         if self._active == 0:
-            assert self._send is not None
-            with contextlib.suppress(anyio.WouldBlock, anyio.BrokenResourceError):
-                self._send.send_nowait(_IDLE)
+            self._wake()
 
     async def _emit(self, change: Transition[Any]) -> None:
         send = self._send
         assert send is not None
         try:
             send.send_nowait(change)
-            return
         except anyio.WouldBlock:
-            pass
-        except anyio.BrokenResourceError:
-            return
-        # The buffer is full: wait for the consumer, shielded, so that a
-        # watch's deadline passing meanwhile cannot drop the transition. A
-        # consumer that leaves the monitor closes the buffer, which ends this.
-        with anyio.CancelScope(shield=True):
+            # The buffer is full: wait for the consumer. A deadline passing
+            # meanwhile does not interrupt this wait (see _Shared), and a
+            # consumer that leaves the monitor closes the buffer, which ends it.
             with contextlib.suppress(anyio.BrokenResourceError):
                 await send.send(change)
+        except anyio.BrokenResourceError:
+            return
+        self._wake()
+
+    def _wake(self) -> None:
+        """
+        Wake every consumer waiting for a transition, or for the end.
+        """
+        waiters = self._waiters
+        if waiters:
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            waiters.clear()
 
     def __aiter__(self) -> Monitor:
         return self
@@ -433,12 +493,20 @@ class Monitor:
             raise RuntimeError("iterate a monitor inside 'async with client.monitor()'")
         while True:
             try:
-                item = receive.receive_nowait()
+                return receive.receive_nowait()  # type: ignore[return-value]
             except anyio.WouldBlock:
                 if self._active == 0:
                     raise StopAsyncIteration from None
-                item = await receive.receive()
             except (anyio.EndOfStream, anyio.ClosedResourceError):
                 raise StopAsyncIteration from None
-            if item is not _IDLE:
-                return item  # type: ignore[return-value]
+            # Wait on a future of our own, woken by the next transition or
+            # the end: the stream's own receive() costs a checkpoint, an event
+            # and a task lookup for every transition that arrives.
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if not waiter.done() or waiter.cancelled():
+                    with contextlib.suppress(ValueError):
+                        self._waiters.remove(waiter)

@@ -13,7 +13,7 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, final
+from typing import Any, Final, Generic, TypeVar, final
 
 import anyio
 
@@ -28,9 +28,7 @@ from ._errors import (
     ServerError,
 )
 from ._models import ConnectionState, ConnectionStatus, SyncStatus, Transition, WatchKey
-
-if TYPE_CHECKING:
-    from ._transport import Transport
+from ._transport import Transport, parse_json
 
 __all__ = ("Outcome", "PollLoop", "Watch", "connection_outcome", "is_transient")
 
@@ -95,6 +93,8 @@ class PollLoop(Generic[T]):
 
     __slots__ = (
         "_decode",
+        "_last_content",
+        "_last_value",
         "_next_at",
         "_params",
         "_path",
@@ -123,6 +123,8 @@ class PollLoop(Generic[T]):
         self._params = params
         self._decode = decode
         self._next_at: float | None = None
+        self._last_content: bytes | None = None
+        self._last_value: T | None = None
         self.interval = interval
         self.target = target
         self.max_failures = max_failures
@@ -133,7 +135,8 @@ class PollLoop(Generic[T]):
         Wait for the next poll's time, send it, and return its answer.
 
         Transient failures are retried on the schedule. Returns None when
-        ``deadline`` (on anyio's clock) passes first.
+        ``deadline`` (on anyio's clock) passes first. An answer of the same
+        bytes as the last one returns the same object, undecoded.
 
         :raises APIError: a failure that polling again cannot mend, or the
             last of ``max_failures`` transient ones in a row.
@@ -155,17 +158,20 @@ class PollLoop(Generic[T]):
             self._next_at = now + self.interval * random.uniform(1 - SPREAD, 1 + SPREAD)
             try:
                 if deadline is None:
-                    body = await self._transport.request(
-                        "GET", self._path, params=self._params
+                    content = await self._transport.request(
+                        "GET", self._path, params=self._params, raw=True
                     )
                 else:
                     with anyio.CancelScope(deadline=deadline) as scope:
-                        body = await self._transport.request(
-                            "GET", self._path, params=self._params
+                        content = await self._transport.request(
+                            "GET", self._path, params=self._params, raw=True
                         )
                     if scope.cancelled_caught:
                         return None
-                value = self._decode(body)
+                value = self._last_value
+                if value is None or content != self._last_content:
+                    value = self._decode(parse_json(content, "GET", self._path))
+                    self._last_content, self._last_value = content, value
             except Exception as exc:
                 self._note_failure(exc)
             else:
@@ -247,7 +253,7 @@ class Watch(Generic[T]):
                 return Transition(
                     self.key, self._last, self._last, now_utc(), True, late
                 )
-            if value == self._last:
+            if value is self._last or value == self._last:
                 continue
             terminal, error = self._finish(value, self.key.target)
             change = Transition(self.key, self._last, value, now_utc(), terminal, error)

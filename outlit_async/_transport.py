@@ -13,6 +13,7 @@ import json
 import logging
 import platform
 import time
+from collections import deque
 from collections.abc import Iterator, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
@@ -43,6 +44,7 @@ __all__ = (
     "Settings",
     "Transport",
     "is_loopback",
+    "parse_json",
     "parse_retry_after",
     "retry_delays",
 )
@@ -186,6 +188,7 @@ class Pool:
         "_limiter",
         "_loop",
         "_session",
+        "_turns",
         "closed",
         "max_concurrency",
         "owns_session",
@@ -200,6 +203,7 @@ class Pool:
         self._session = session
         self._limiter: anyio.CapacityLimiter | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._turns: deque[tuple[asyncio.Future[None], object]] = deque()
 
     def get(self) -> tuple[aiohttp.ClientSession, anyio.CapacityLimiter]:
         """
@@ -224,7 +228,46 @@ class Pool:
         elif session.closed:
             raise RuntimeError("the aiohttp session passed to the client is closed")
         limiter = self._limiter = anyio.CapacityLimiter(self.max_concurrency)
+        self._turns.clear()
         return session, limiter
+
+    async def wait_for_token(
+        self, limiter: anyio.CapacityLimiter, borrower: object
+    ) -> None:
+        """
+        Wait in line for one of ``limiter``'s tokens, for ``borrower``.
+
+        Call it when ``acquire_on_behalf_of_nowait`` would block. Each waiter
+        holds one future in a first-in, first-out line, and :meth:`release`
+        hands the token it frees straight to the first of them: the limiter
+        still counts every token in use, and a waiter costs one future rather
+        than the limiter's own event and checkpoints, which matters when
+        thousands of polls queue behind ``max_concurrency``.
+        """
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._turns.append((turn, borrower))
+        try:
+            await turn
+        except BaseException:
+            if turn.done() and not turn.cancelled():
+                # The token came, but so did the cancellation: pass it on.
+                self.release(limiter, borrower)
+            else:
+                turn.cancel()
+            raise
+
+    def release(self, limiter: anyio.CapacityLimiter, borrower: object) -> None:
+        """
+        Give back ``borrower``'s token, to the first live waiter if there is one.
+        """
+        limiter.release_on_behalf_of(borrower)
+        turns = self._turns
+        while turns:
+            turn, waiting = turns.popleft()
+            if not turn.done():
+                limiter.acquire_on_behalf_of_nowait(waiting)
+                turn.set_result(None)
+                return
 
     async def aclose(self) -> None:
         """
@@ -254,15 +297,21 @@ class Transport:
         *,
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
+        raw: bool = False,
     ) -> Any:
         """
         Send one request, retrying as the policy allows, and decode its JSON.
+
+        With ``raw`` it returns the successful answer's bytes as they came,
+        for :func:`parse_json` to decode: a poll that gets the same bytes as
+        the last time has nothing new to decode.
 
         :raises APIStatusError: (a subclass, by status) for an error answer.
         :raises APIConnectionError: if no answer came after the retries.
         :raises ResponseValidationError: if a successful answer is not JSON.
         """
         settings = self.settings
+        pool = self.pool
         url = settings.base_url + path
         delays: Iterator[float] | None = None
         attempt = 0
@@ -270,17 +319,18 @@ class Transport:
         # a helper coroutine, since each level of await costs on every resume.
         while True:
             attempt += 1
-            session, limiter = self.pool.get()
+            session, limiter = pool.get()
             started = time.perf_counter()
             failure: str
             wait: float | None = None
             try:
                 # A free token is taken without the scheduling round trip
                 # that ``async with limiter`` costs; only a full limiter waits.
+                borrower = object()
                 try:
-                    limiter.acquire_nowait()
+                    limiter.acquire_on_behalf_of_nowait(borrower)
                 except anyio.WouldBlock:
-                    await limiter.acquire()
+                    await pool.wait_for_token(limiter, borrower)
                 try:
                     async with session.request(
                         method,
@@ -291,11 +341,11 @@ class Transport:
                         timeout=settings.client_timeout,
                         allow_redirects=False,
                     ) as response:
-                        raw = await response.read()
+                        content = await response.read()
                         status = response.status
                         retry_header = response.headers.get("Retry-After")
                 finally:
-                    limiter.release()
+                    pool.release(limiter, borrower)
             except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
                 timed_out = isinstance(exc, asyncio.TimeoutError)
                 outcome = "timed out" if timed_out else type(exc).__name__
@@ -306,11 +356,13 @@ class Transport:
             else:
                 _log_request(method, path, status, started, attempt)
                 if status < 400:
-                    return _decode_json(raw, method, path, status)
+                    if raw:
+                        return content
+                    return parse_json(content, method, path, status)
                 retry_after = (
                     None if retry_header is None else parse_retry_after(retry_header)
                 )
-                error = _status_error(method, path, status, raw, retry_after)
+                error = _status_error(method, path, status, content, retry_after)
                 if not is_retried(method, status) or attempt > settings.max_retries:
                     raise error
                 failure = f"status {status}"
@@ -360,9 +412,14 @@ def _log_request(
         )
 
 
-def _decode_json(raw: bytes, method: str, path: str, status: int) -> Any:
+def parse_json(content: bytes, method: str, path: str, status: int = 200) -> Any:
+    """
+    The JSON of a successful answer (of ``status``) to ``method path``.
+
+    :raises ResponseValidationError: if it is not JSON.
+    """
     try:
-        return json.loads(raw)
+        return json.loads(content)
     except ValueError:
         raise ResponseValidationError(
             route=f"{method} {path}",

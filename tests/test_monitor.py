@@ -452,6 +452,32 @@ async def test_two_watches_of_one_session_share_one_loop(
     assert fake.session(sid).polls == 3
 
 
+async def test_a_timeout_mid_request_ends_that_watch_and_the_loop_polls_on(
+    client: AsyncOutlit, fake: FakeOutlit
+) -> None:
+    """A deadline passing during a slow poll ends its watch then, not at the answer."""
+    sid = fake.create_session("hubspot", outcome="connected", after_polls=3)
+    fake.faults.add_for_session(sid, Fault.slow(3.0))
+    ended: dict[object, float] = {}
+    changes: list[Transition[Any]] = []
+
+    with anyio.fail_after(5):
+        async with client.monitor() as monitor:
+            started = time.monotonic()
+            monitor.watch_connection(sid, interval=0.02, timeout=0.2, tag="short")
+            monitor.watch_connection(sid, interval=0.02, timeout=4.0, tag="long")
+            async for change in monitor:
+                changes.append(change)
+                if change.terminal:
+                    ended[change.key.tag] = time.monotonic() - started
+
+    grouped = by_tag(changes)
+    assert grouped["short"] == [(None, None, True, PollTimeoutError)]
+    assert grouped["long"][-1][1:] == ("connected", True, None)
+    assert 0.2 - NOISE <= ended["short"] <= 0.2 + 2 * NOISE
+    assert ended["long"] < 1.0
+
+
 async def test_a_late_joiner_sees_the_shared_loops_next_poll_at_its_pace(
     client: AsyncOutlit, fake: FakeOutlit
 ) -> None:
