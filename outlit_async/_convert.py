@@ -9,12 +9,13 @@ refuses a value of the wrong JSON type instead of coercing it.
 from __future__ import annotations
 
 import enum
+import re
 import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import attrs
 import cattrs
@@ -82,10 +83,40 @@ def _datetime(value: Any, _: Any) -> datetime:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"expected an ISO 8601 date-time, got {value!r}") from None
+        parsed = _rfc3339(value)
     if parsed.tzinfo is None:
         return parsed.replace(tzinfo=timezone.utc)
     return parsed.astimezone(timezone.utc)
+
+
+_RFC3339: Final = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(?:\.(\d+))?"
+    r"([Zz]|[+-]\d{2}:?\d{2})?\Z"
+)
+
+
+def _rfc3339(value: str) -> datetime:
+    """
+    An RFC 3339 date-time that ``fromisoformat`` of this Python refuses.
+
+    Before Python 3.11 it reads only 3 or 6 digits of a second's fraction,
+    and offsets with a colon.
+    """
+    match = _RFC3339.match(value)
+    if match is None:
+        raise ValueError(f"expected an ISO 8601 date-time, got {value!r}")
+    date, time, fraction, offset = match.groups()
+    text = f"{date}T{time}"
+    if fraction:
+        text += "." + fraction[:6].ljust(6, "0")
+    if offset and offset not in "Zz":
+        text += offset if ":" in offset else f"{offset[:3]}:{offset[3:]}"
+    else:
+        text += "+00:00"
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"expected an ISO 8601 date-time, got {value!r}") from None
 
 
 def _json_type(value: object) -> str:

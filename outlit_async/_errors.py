@@ -341,12 +341,21 @@ def _validation_issues(body: object) -> tuple[ValidationIssue, ...]:
             continue
         path = item.get("path")
         message = item.get("message")
-        parts = (
-            [p for p in path if isinstance(p, (str, int))]
-            if isinstance(path, list)
-            else []
-        )
+        parts = [_path_part(p) for p in path] if isinstance(path, list) else []
         issues.append(
             ValidationIssue(parts, message if isinstance(message, str) else "")
         )
     return tuple(issues)
+
+
+def _path_part(part: object) -> str | int:
+    """
+    One step of a detail's path: a name, or an index (a JSON number).
+    """
+    if isinstance(part, str):
+        return part
+    if isinstance(part, int) and not isinstance(part, bool):
+        return part
+    if isinstance(part, float) and part.is_integer():
+        return int(part)
+    return str(part)

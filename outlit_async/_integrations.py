@@ -24,7 +24,7 @@ from ._models import (
     provider_id,
 )
 from ._polling import Outcome, PollLoop, Watch, connection_outcome
-from ._transport import is_loopback
+from ._transport import is_loopback, secret_texts
 
 if TYPE_CHECKING:
     from ._transport import Transport
@@ -155,7 +155,9 @@ class Integrations:
         body: dict[str, Any] = {"provider": check_provider(provider)}
         if config is not None:
             body["config"] = _config(config)
-        answer = await self._transport.request("POST", CONNECT, body=body)
+        answer = await self._transport.request(
+            "POST", CONNECT, body=body, secrets=secret_texts(config)
+        )
         result = structure_connect(answer, route=f"POST {CONNECT}")
         if isinstance(result, BrowserSession):
             self._check_connect_url(result.connect_url)
@@ -207,7 +209,9 @@ class Integrations:
         body: dict[str, Any] = {"provider": check_provider(provider), "step": step}
         if config is not None:
             body["config"] = _config(config)
-        answer = await self._transport.request("POST", SETUP_STEP, body=body)
+        answer = await self._transport.request(
+            "POST", SETUP_STEP, body=body, secrets=secret_texts(config)
+        )
         if type(answer) is not dict:
             raise ResponseValidationError(
                 route=f"POST {SETUP_STEP}", status=200, errors=["$: expected an object"]

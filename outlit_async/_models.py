@@ -389,7 +389,7 @@ class DisconnectResult:
 
 
 @final
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, unsafe_hash=False)
 class SetupStepResult(Mapping[str, Any]):
     """
     The answer to a setup step, kept whole.

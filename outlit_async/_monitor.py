@@ -247,7 +247,8 @@ class Monitor:
             self._loops.clear()
             self._wake()
         if self._fatal is not None:
-            raise self._fatal from None
+            # The caller's own error, if any, stays readable as the cause.
+            raise self._fatal from (exc if own_error else None)
         return bool(suppressed)
 
     def watch_connection(

@@ -12,9 +12,10 @@ import ipaddress
 import json
 import logging
 import platform
+import re
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -47,9 +48,13 @@ __all__ = (
     "parse_json",
     "parse_retry_after",
     "retry_delays",
+    "secret_texts",
 )
 
 logger: Final = logging.getLogger("outlit_async")
+
+REDACTED: Final = "[redacted]"
+"""What stands in an error's text for a secret the server repeated."""
 
 MAX_RETRY_AFTER: Final = 60.0
 """The longest wait a ``Retry-After`` answer can impose, in seconds."""
@@ -77,9 +82,12 @@ def is_retried(method: str, status: int) -> bool:
 def is_loopback(host: str) -> bool:
     """
     Whether ``host`` names this machine: ``localhost`` or a loopback address.
+
+    Other names under ``.localhost`` are not taken on trust: a resolver is
+    free to look them up elsewhere.
     """
     host = host.strip("[]").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -94,7 +102,13 @@ def check_base_url(base_url: str) -> str:
     :raises ConfigurationError: if it is not an absolute http(s) URL, or is
         plain http to a host other than this machine.
     """
-    parts = urlsplit(base_url)
+    try:
+        parts = urlsplit(base_url)
+        credentials = parts.username or parts.password
+    except ValueError:
+        raise ConfigurationError("base_url is not a readable URL") from None
+    if credentials:
+        raise ConfigurationError("base_url must not carry a user name or password")
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigurationError(
             f"base_url must be an absolute https:// URL, got {base_url!r}"
@@ -104,10 +118,8 @@ def check_base_url(base_url: str) -> str:
             f"refusing to send the API key over plain http to {parts.hostname!r}: "
             "use https, or http only to a loopback host such as 127.0.0.1"
         )
-    if parts.username or parts.password or parts.query or parts.fragment:
-        raise ConfigurationError(
-            "base_url must not carry credentials, a query or a fragment"
-        )
+    if parts.query or parts.fragment:
+        raise ConfigurationError("base_url must not carry a query or a fragment")
     return base_url.rstrip("/")
 
 
@@ -126,11 +138,11 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     except ValueError:
         try:
             moment = parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
+            if moment.tzinfo is None:
+                return None
+            seconds = moment.timestamp() - (time.time() if now is None else now)
+        except (TypeError, ValueError, IndexError, OverflowError):
             return None
-        if moment.tzinfo is None:
-            return None
-        seconds = moment.timestamp() - (time.time() if now is None else now)
     if seconds != seconds:
         return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
@@ -297,10 +309,15 @@ class Transport:
         *,
         params: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
+        secrets: Collection[str] = (),
         raw: bool = False,
     ) -> Any:
         """
         Send one request, retrying as the policy allows, and decode its JSON.
+
+        ``secrets`` are the texts of ``body`` that must not show: where an
+        error answer repeats one of them (or the key), the exception carries
+        ``[redacted]`` in its place.
 
         With ``raw`` it returns the successful answer's bytes as they came,
         for :func:`parse_json` to decode: a poll that gets the same bytes as
@@ -362,7 +379,14 @@ class Transport:
                 retry_after = (
                     None if retry_header is None else parse_retry_after(retry_header)
                 )
-                error = _status_error(method, path, status, content, retry_after)
+                error = _status_error(
+                    method,
+                    path,
+                    status,
+                    content,
+                    retry_after,
+                    (settings.api_key, *secrets),
+                )
                 if not is_retried(method, status) or attempt > settings.max_retries:
                     raise error
                 failure = f"status {status}"
@@ -431,25 +455,78 @@ def parse_json(content: bytes, method: str, path: str, status: int = 200) -> Any
 _ERROR_BY_STATUS: Final[dict[int, type[APIStatusError]]] = {
     400: BadRequestError,
     401: AuthenticationError,
-    403: ConnectionLimitError,
     429: RateLimitError,
 }
 
 
+def secret_texts(value: object) -> list[str]:
+    """
+    Every string and number inside ``value`` (a ``config``), as text.
+    """
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [str(value)]
+    if isinstance(value, Mapping):
+        return [text for item in value.values() for text in secret_texts(item)]
+    if isinstance(value, (list, tuple)):
+        return [text for item in value for text in secret_texts(item)]
+    return []
+
+
+def _secret_pattern(secrets: Collection[str]) -> re.Pattern[str] | None:
+    """
+    A pattern of ``secrets``: anywhere when long, as a whole word when short.
+
+    A short value (a region such as ``eu``) is matched only where it stands
+    alone, so that redacting it does not mangle the words around it.
+    """
+    parts = []
+    for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
+        escaped = re.escape(secret)
+        if len(secret) < 8:
+            escaped = rf"(?<![0-9A-Za-z]){escaped}(?![0-9A-Za-z])"
+        parts.append(escaped)
+    return re.compile("|".join(parts)) if parts else None
+
+
+def _redact(value: object, pattern: re.Pattern[str]) -> object:
+    if isinstance(value, str):
+        return pattern.sub(REDACTED, value)
+    if isinstance(value, dict):
+        return {
+            _redact(key, pattern): _redact(item, pattern) for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [_redact(item, pattern) for item in value]
+    return value
+
+
 def _status_error(
-    method: str, path: str, status: int, raw: bytes, retry_after: float | None
+    method: str,
+    path: str,
+    status: int,
+    raw: bytes,
+    retry_after: float | None,
+    secrets: Collection[str],
 ) -> APIStatusError:
     route = f"{method} {path}"
     try:
         body: object = json.loads(raw)
     except ValueError:
         body = raw[:500].decode("utf-8", "replace")
+    pattern = _secret_pattern(secrets)
+    if pattern is not None:
+        body = _redact(body, pattern)
     said = body.get("error") or body.get("message") if isinstance(body, dict) else None
     message = f"{route} answered {status}" + (
         f": {said}" if isinstance(said, str) else ""
     )
     kind = _ERROR_BY_STATUS.get(status, APIStatusError)
-    if status == 404 and path.endswith("/disconnect"):
+    # 403 and 404 have a documented meaning on one route each.
+    if status == 403 and path.endswith("/connect"):
+        kind = ConnectionLimitError
+    elif status == 404 and path.endswith("/disconnect"):
         kind = NotConnectedError
     elif status >= 500:
         kind = ServerError

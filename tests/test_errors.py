@@ -106,7 +106,10 @@ def test_response_validation_is_not_a_status_or_connection_error() -> None:
 async def test_400_is_bad_request_with_details(
     fake: FakeOutlit, once: AsyncOutlit
 ) -> None:
-    """400 is BadRequestError; details are ValidationIssue(path, message), in order."""
+    """
+    400 is BadRequestError; details are ValidationIssue(path, message), in
+    order, with the config value the server repeated redacted.
+    """
     config = {"apiKey": "phx_1", "region": "mars"}
 
     with pytest.raises(BadRequestError) as caught:
@@ -119,7 +122,7 @@ async def test_400_is_bad_request_with_details(
     assert error.details == (
         ValidationIssue(
             ("config", "region"),
-            "Invalid enum value. Expected 'us' | 'eu', received 'mars'",
+            "Invalid enum value. Expected 'us' | 'eu', received '[redacted]'",
         ),
         ValidationIssue(("config", "projectId"), "Required"),
     )
@@ -141,6 +144,24 @@ async def test_400_with_array_index_in_path(
         ("config", "mappings", 1, "source"),
         ("config", "mappings", 1, "target"),
     ]
+
+
+async def test_400_detail_paths_keep_every_step(
+    fake: FakeOutlit, once: AsyncOutlit
+) -> None:
+    """A path step of any JSON number is kept: whole numbers as int indexes."""
+    body = {
+        "error": "Invalid request",
+        "details": [{"path": ["config", 2.0, 1.5, True, "x"], "message": "Bad"}],
+    }
+    fake.faults.add(LIST, Fault.status(400, body=body))
+
+    with pytest.raises(BadRequestError) as caught:
+        await once.integrations.list()
+
+    assert caught.value.details == (
+        ValidationIssue(("config", 2, "1.5", "True", "x"), "Bad"),
+    )
 
 
 async def test_400_without_details(fake: FakeOutlit, once: AsyncOutlit) -> None:
@@ -186,6 +207,24 @@ async def test_403_is_connection_limit_error() -> None:
     assert error.code == "plan_connection_limit_exceeded"
     assert error.feature == "integration_connections"
     assert len(fake.requests) == 3
+
+
+async def test_403_or_404_off_their_documented_route_is_a_plain_status_error(
+    fake: FakeOutlit, once: AsyncOutlit
+) -> None:
+    """Only connect's 403 is the plan limit; only disconnect's 404 'not connected'."""
+    fake.faults.add(LIST, Fault.status(403, body={"error": "Forbidden"}))
+    fake.faults.add(LIST, Fault.status(404, body={"error": "Not found"}))
+
+    with pytest.raises(APIStatusError) as forbidden:
+        await once.integrations.list()
+    with pytest.raises(APIStatusError) as missing:
+        await once.integrations.list()
+
+    assert type(forbidden.value) is APIStatusError
+    assert type(missing.value) is APIStatusError
+    assert (forbidden.value.status, forbidden.value.message) == (403, "Forbidden")
+    assert (missing.value.status, missing.value.message) == (404, "Not found")
 
 
 async def test_404_from_disconnect_is_not_connected(

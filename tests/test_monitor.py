@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+import traceback
 import warnings
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -596,6 +597,26 @@ async def test_the_callers_own_error_leaves_the_monitor_unwrapped(
     await anyio.sleep(0.2)
 
     assert len(fake.requests_to(STATUS)) == polls
+
+
+async def test_a_401_met_while_the_caller_raises_keeps_the_callers_error(
+    client: AsyncOutlit, fake: FakeOutlit
+) -> None:
+    """The AuthenticationError comes out, with the caller's error as its cause."""
+    sid = fake.create_session("hubspot")
+    fake.faults.add(STATUS, Fault.status(401))
+
+    with anyio.fail_after(3), pytest.raises(AuthenticationError) as caught:
+        async with client.monitor() as monitor:
+            monitor.watch_connection(sid, interval=0.02)
+            # Shielded, the body goes on past the 401's cancellation.
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.2)
+            assert len(fake.requests_to(STATUS)) == 1
+            raise LookupError("the caller's own")
+
+    assert isinstance(caught.value.__cause__, LookupError)
+    assert "the caller's own" in "".join(traceback.format_exception(caught.value))
 
 
 async def test_watches_need_an_entered_monitor(client: AsyncOutlit) -> None:

@@ -410,6 +410,9 @@ async def test_setup_step_config_required(
     assert set(result) >= {"status", "provider", "step", "connectionId", "fields"}
     assert dict(result)["provider"] == "hubspot"
     assert fake.requests[-1].body == {"provider": "hubspot", "step": "mappings"}
+    # A mapping, and like one it cannot be hashed.
+    with pytest.raises(TypeError, match="unhashable type: 'SetupStepResult'"):
+        hash(result)
 
 
 async def test_setup_step_with_config(fake: FakeOutlit, client: AsyncOutlit) -> None:

@@ -23,6 +23,7 @@ import pytest
 
 from outlit_async import (
     APIConnectionError,
+    APIStatusError,
     APITimeoutError,
     AsyncOutlit,
     AuthenticationError,
@@ -53,7 +54,8 @@ API: Final = "/api/integrations"
 def _exception_texts(exc: BaseException) -> list[str]:
     """
     What printing ``exc`` can show: its formatted traceback, and the text,
-    repr and arguments of it and of every exception chained to it.
+    repr, arguments and attributes (``body``, ``details``, ...) of it and of
+    every exception chained to it.
     """
     texts = ["".join(traceback.format_exception(exc))]
     seen: set[int] = set()
@@ -64,6 +66,7 @@ def _exception_texts(exc: BaseException) -> list[str]:
             continue
         seen.add(id(current))
         texts += [str(current), repr(current), repr(current.args)]
+        texts += [repr(vars(current))]
         pending += [e for e in (current.__cause__, current.__context__) if e]
     return texts
 
@@ -161,7 +164,7 @@ ROUTES: Final[dict[str, tuple[str, Call]]] = {
 FAILURES: Final[dict[str, tuple[tuple[Fault, ...], type[OutlitError] | None]]] = {
     "400":       ((Fault.status(400),),       BadRequestError),
     "401":       ((Fault.status(401),),       AuthenticationError),
-    "403":       ((Fault.status(403),),       ConnectionLimitError),
+    "403":       ((Fault.status(403),),       APIStatusError),
     "500":       ((Fault.status(500),) * 2,   ServerError),
     "dropped":   ((Fault.drop(),) * 4,        APIConnectionError),
     "timed out": ((Fault.slow(0.3),) * 2,     APITimeoutError),
@@ -187,6 +190,8 @@ async def test_no_canary_when_a_route_fails(
     """A failed or retried call shows no secret in its error, result or logs."""
     path, call = ROUTES[route]
     faults, expected = FAILURES[failure]
+    if (route, failure) == ("connect", "403"):
+        expected = ConnectionLimitError
     fake.connect_provider("stripe")
     session_id = fake.create_session("hubspot")
     fake.faults.add(path, *faults)
@@ -326,7 +331,11 @@ async def test_no_canary_in_the_servers_own_errors(
         "http://10.0.0.7",
         "http://[2001:db8::1]",
         "http://localhost.evil.example",
+        "http://evil.localhost",
         "ftp://app.outlit.ai",
+        f"ftp://user:{SECRET}@app.outlit.ai",
+        f"https://{SECRET}@app.outlit.ai",
+        f"https://user:{SECRET}@app.outlit.ai",
     ],
 )
 async def test_the_key_is_refused_over_plain_http_without_showing_it(
@@ -342,4 +351,30 @@ async def test_the_key_is_refused_over_plain_http_without_showing_it(
         _assert_clean(_exception_texts(caught.value), "the ConfigurationError")
     assert AsyncOutlit(KEY, base_url="https://app.outlit.ai").base_url.startswith(
         "https://"
+    )
+
+
+async def test_a_value_the_server_repeats_in_its_error_is_redacted(
+    client: AsyncOutlit,
+) -> None:
+    """A 400 that quotes a config value carries ``[redacted]`` in its place."""
+    integrations = client.integrations
+    with pytest.raises(BadRequestError) as long_value:
+        await integrations.connect(
+            "posthog", {"region": SECRET, "apiKey": "phc_1", "projectId": "1"}
+        )
+    with pytest.raises(BadRequestError) as short_value:
+        await integrations.connect(
+            "posthog", {"region": "zz", "apiKey": "phc_1", "projectId": "1"}
+        )
+
+    _assert_clean(_exception_texts(long_value.value), "the BadRequestError")
+    (issue,) = long_value.value.details
+    assert issue.path == ("config", "region")
+    assert issue.message.endswith("received '[redacted]'")
+    assert "[redacted]" in repr(long_value.value.body)
+    # A short value is redacted where it stands alone, and only there.
+    (issue,) = short_value.value.details
+    assert issue.message == (
+        "Invalid enum value. Expected 'us' | 'eu', received '[redacted]'"
     )
