@@ -30,9 +30,11 @@ class FakeProcess:
 
     :param sync_after_polls: the sync-status poll that first sees a new
         connection's models succeed.
+    :param cpu: the one CPU the server runs on, if it is pinned.
     """
 
-    def __init__(self, *, sync_after_polls: int) -> None:
+    def __init__(self, *, sync_after_polls: int, cpu: int | None = None) -> None:
+        self._cpu = cpu
         self._args = [
             sys.executable,
             "-m",
@@ -50,6 +52,8 @@ class FakeProcess:
         process = self._process = subprocess.Popen(
             self._args, stdout=subprocess.PIPE, text=True
         )
+        if self._cpu is not None:
+            os.sched_setaffinity(process.pid, {self._cpu})
         assert process.stdout is not None
         found: dict[str, str] = {}
         while len(found) < 2:

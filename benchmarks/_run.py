@@ -84,9 +84,12 @@ class Runner:
     Runs workers against one fake server and collects their figures.
     """
 
-    def __init__(self, fake: FakeProcess, options: Options) -> None:
+    def __init__(
+        self, fake: FakeProcess, options: Options, *, worker_cpu: int | None = None
+    ) -> None:
         self.fake = fake
         self.options = options
+        self.worker_cpu = worker_cpu
         self.faults = Faults()
         self._orgs = 0
 
@@ -98,7 +101,7 @@ class Runner:
         server_cpu = self.fake.cpu_seconds()
         done = subprocess.run(
             [sys.executable, "-m", "benchmarks._worker"],
-            input=json.dumps({**spec, "url": self.fake.url}),
+            input=json.dumps({**spec, "url": self.fake.url, "cpu": self.worker_cpu}),
             capture_output=True,
             text=True,
             cwd=ROOT,
@@ -286,6 +289,22 @@ class Runner:
         }
 
 
+def cpu_plan() -> tuple[int | None, int | None]:
+    """
+    The CPU of the server and the CPU of each worker, or None, None.
+
+    With two CPUs or more, the server and the measured client each get one of
+    their own: neither takes the other's CPU or caches, and a client's CPU time
+    stops depending on where the scheduler happened to put it.
+    """
+    if not hasattr(os, "sched_getaffinity"):
+        return None, None
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return None, None
+    return cpus[-1], cpus[0]
+
+
 def _python_path() -> str:
     inherited = os.environ.get("PYTHONPATH")
     return os.pathsep.join([inherited, str(ROOT)] if inherited else [str(ROOT)])
@@ -425,9 +444,13 @@ def run_all(options: Options) -> dict[str, Any]:
     """
     Every chosen workload against one fake server; the figures and any faults.
     """
-    results: dict[str, Any] = {"settings": asdict(options)}
-    with FakeProcess(sync_after_polls=options.sync_after_polls) as fake:
-        runner = Runner(fake, options)
+    server_cpu, worker_cpu = cpu_plan()
+    results: dict[str, Any] = {
+        "settings": asdict(options),
+        "cpus": {"server": server_cpu, "worker": worker_cpu},
+    }
+    with FakeProcess(sync_after_polls=options.sync_after_polls, cpu=server_cpu) as fake:
+        runner = Runner(fake, options, worker_cpu=worker_cpu)
         steps = {
             "sessions": run_sessions,
             "idle": run_idle,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from typing import Any
 
@@ -30,6 +31,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> int:
     spec = json.load(sys.stdin)
+    if spec.get("cpu") is not None:
+        os.sched_setaffinity(0, {spec["cpu"]})
     json.dump(run(spec), sys.stdout)
     return 0
 

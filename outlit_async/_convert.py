@@ -31,9 +31,11 @@ from ._models import (
     DirectConnection,
     DisconnectResult,
     Integration,
+    IntegrationStatus,
     ModelSync,
     PostConnectStep,
     Provider,
+    SyncState,
     SyncStatus,
     as_provider,
 )
@@ -240,6 +242,61 @@ def _object_hook(
     return structure_object
 
 
+_SYNC_STATES: Final = {state.value: state for state in SyncState}
+_INTEGRATION_STATES: Final = {state.value: state for state in IntegrationStatus}
+
+
+def _optional_text(value: Any) -> str | None:
+    if value is None or type(value) is str:
+        return value
+    raise TypeError(f"expected a string, got {_json_type(value)}")
+
+
+def _model_sync(value: Any, _: Any) -> ModelSync:
+    """
+    A sync-status model, decoded in one function: every poll of a sync
+    decodes several. The same rules as the generated hooks, which name what
+    does not fit.
+    """
+    if type(value) is not dict:
+        raise TypeError(f"expected an object, got {_json_type(value)}")
+    model, status = value["model"], value["status"]
+    if type(model) is not str or type(status) is not str:
+        raise TypeError("expected a string")
+    synced = value.get("lastSyncedAt")
+    return ModelSync(
+        model,
+        _SYNC_STATES.get(status, status),
+        None if synced is None else _datetime(synced, None),
+        _optional_text(value.get("errorMessage")),
+    )
+
+
+def _sync_status(value: Any, _: Any) -> SyncStatus:
+    """
+    A sync status, decoded in one function, as :func:`_model_sync`.
+    """
+    if type(value) is not dict:
+        raise TypeError(f"expected an object, got {_json_type(value)}")
+    provider, name = value["provider"], value["name"]
+    category, status, syncs = value["category"], value["status"], value["syncs"]
+    if (
+        type(provider) is not str
+        or type(name) is not str
+        or type(category) is not str
+        or type(status) is not str
+        or type(syncs) is not list
+    ):
+        raise TypeError("expected a string or an array")
+    return SyncStatus(
+        as_provider(provider),
+        name,
+        category,
+        _INTEGRATION_STATES.get(status, status),
+        tuple([_model_sync(sync, ModelSync) for sync in syncs]),
+    )
+
+
 def _make_converter(*, detailed: bool) -> cattrs.Converter:
     converter = cattrs.Converter(forbid_extra_keys=False, detailed_validation=detailed)
     converter.register_structure_hook(str, _exact(str, "a string"))
@@ -259,6 +316,9 @@ def _make_converter(*, detailed: bool) -> cattrs.Converter:
     )
     for model in _MODELS:
         converter.register_structure_hook(model, _object_hook(converter, model))
+    if not detailed:
+        converter.register_structure_hook(ModelSync, _model_sync)
+        converter.register_structure_hook(SyncStatus, _sync_status)
     return converter
 
 

@@ -243,30 +243,35 @@ class Pool:
         self._turns.clear()
         return session, limiter
 
-    async def wait_for_token(
-        self, limiter: anyio.CapacityLimiter, borrower: object
-    ) -> None:
+    def queue(self, borrower: object) -> asyncio.Future[None]:
         """
-        Wait in line for one of ``limiter``'s tokens, for ``borrower``.
+        A place in line for one of the limiter's tokens, for ``borrower``.
 
-        Call it when ``acquire_on_behalf_of_nowait`` would block. Each waiter
-        holds one future in a first-in, first-out line, and :meth:`release`
-        hands the token it frees straight to the first of them: the limiter
-        still counts every token in use, and a waiter costs one future rather
-        than the limiter's own event and checkpoints, which matters when
-        thousands of polls queue behind ``max_concurrency``.
+        Take it when the limiter has no token free, and await it: it is done
+        once the token is ``borrower``'s. Each waiter holds one future in a
+        first-in, first-out line, and :meth:`release` hands the token it frees
+        straight to the first of them: the limiter still counts every token in
+        use, and a waiter costs one future rather than the limiter's own event
+        and checkpoints, which matters when thousands of polls queue behind
+        ``max_concurrency``. A waiter that stops waiting calls :meth:`leave`.
         """
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._turns.append((turn, borrower))
-        try:
-            await turn
-        except BaseException:
-            if turn.done() and not turn.cancelled():
-                # The token came, but so did the cancellation: pass it on.
-                self.release(limiter, borrower)
-            else:
-                turn.cancel()
-            raise
+        return turn
+
+    def leave(
+        self,
+        limiter: anyio.CapacityLimiter,
+        turn: asyncio.Future[None],
+        borrower: object,
+    ) -> None:
+        """
+        Give up a place in line; a token that came all the same is passed on.
+        """
+        if turn.done() and not turn.cancelled():
+            self.release(limiter, borrower)
+        else:
+            turn.cancel()
 
     def release(self, limiter: anyio.CapacityLimiter, borrower: object) -> None:
         """
@@ -337,17 +342,24 @@ class Transport:
         while True:
             attempt += 1
             session, limiter = pool.get()
-            started = time.perf_counter()
+            debug = logger.isEnabledFor(logging.DEBUG)
+            started = time.perf_counter() if debug else 0.0
             failure: str
             wait: float | None = None
             try:
                 # A free token is taken without the scheduling round trip
-                # that ``async with limiter`` costs; only a full limiter waits.
+                # that ``async with limiter`` costs; only a full limiter waits,
+                # in the pool's line.
                 borrower = object()
-                try:
+                if limiter.available_tokens >= 1:
                     limiter.acquire_on_behalf_of_nowait(borrower)
-                except anyio.WouldBlock:
-                    await pool.wait_for_token(limiter, borrower)
+                else:
+                    turn = pool.queue(borrower)
+                    try:
+                        await turn
+                    except BaseException:
+                        pool.leave(limiter, turn, borrower)
+                        raise
                 try:
                     async with session.request(
                         method,
@@ -360,22 +372,24 @@ class Transport:
                     ) as response:
                         content = await response.read()
                         status = response.status
-                        retry_header = response.headers.get("Retry-After")
                 finally:
                     pool.release(limiter, borrower)
             except (asyncio.TimeoutError, aiohttp.ClientError) as exc:
                 timed_out = isinstance(exc, asyncio.TimeoutError)
                 outcome = "timed out" if timed_out else type(exc).__name__
-                _log_request(method, path, outcome, started, attempt)
+                if debug:
+                    _log_request(method, path, outcome, started, attempt)
                 if method != "GET" or attempt > settings.max_retries:
                     raise _connection_error(method, path, exc, settings) from exc
                 failure = "APITimeoutError" if timed_out else "APIConnectionError"
             else:
-                _log_request(method, path, status, started, attempt)
+                if debug:
+                    _log_request(method, path, status, started, attempt)
                 if status < 400:
                     if raw:
                         return content
                     return parse_json(content, method, path, status)
+                retry_header = response.headers.get("Retry-After")
                 retry_after = (
                     None if retry_header is None else parse_retry_after(retry_header)
                 )
@@ -424,16 +438,15 @@ def _connection_error(
 def _log_request(
     method: str, path: str, outcome: int | str, started: float, attempt: int
 ) -> None:
-    if logger.isEnabledFor(logging.DEBUG):
-        logger.debug(
-            "%s %s -> %s in %.1f ms (attempt %d)",
-            method,
-            path,
-            outcome,
-            (time.perf_counter() - started) * 1000,
-            attempt,
-            extra={"route": f"{method} {path}", "attempt": attempt},
-        )
+    logger.debug(
+        "%s %s -> %s in %.1f ms (attempt %d)",
+        method,
+        path,
+        outcome,
+        (time.perf_counter() - started) * 1000,
+        attempt,
+        extra={"route": f"{method} {path}", "attempt": attempt},
+    )
 
 
 def parse_json(content: bytes, method: str, path: str, status: int = 200) -> Any:

@@ -35,7 +35,13 @@ from outlit_async import (
     SyncState,
     SyncStatus,
 )
-from outlit_async._convert import structure, structure_capabilities, structure_connect
+from outlit_async._convert import (
+    _detailed,
+    _fast,
+    structure,
+    structure_capabilities,
+    structure_connect,
+)
 from outlit_async._integrations import _item
 from outlit_async._transport import MAX_RETRY_AFTER, parse_retry_after
 
@@ -438,6 +444,18 @@ def test_a_wrong_type_raises_validation_error_naming_it(
     assert any(error.startswith(f"{path}: ") for error in caught.value.errors), (
         caught.value.errors
     )
+
+
+@pytest.mark.parametrize("bodies", [VALID, OPEN], ids=["known", "unknown values"])
+@SETTINGS
+@given(data=st.data())
+def test_the_fast_sync_status_decoder_agrees_with_the_detailed_one(
+    bodies: dict[str, st.SearchStrategy[Body]], data: st.DataObject
+) -> None:
+    """Polls decode sync status in one function; it agrees with the generated hooks."""
+    body = data.draw(bodies["sync status"], label="body")
+
+    assert _fast.structure(body, SyncStatus) == _detailed.structure(body, SyncStatus)
 
 
 RAW_DECODERS: Final[dict[str, Callable[[Any], object]]] = {
