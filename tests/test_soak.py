@@ -52,6 +52,12 @@ it then ends with no state seen, which the check allows only when the
 server acted on at most one of its polls (that answer came too late).
 """
 
+MAX_UNANSWERED: Final = WATCHES // 40
+"""
+Pending watches allowed to time out unanswered: a quarter of them. On an idle
+machine none does.
+"""
+
 SETTLED_TIMEOUT: Final = 30.0
 REQUEST_TIMEOUT: Final = 30.0
 """Long enough that no request times out, so none is acted on twice."""
@@ -271,8 +277,9 @@ async def test_soak_every_watch_ends_as_scripted_under_faults() -> None:
         "ConnectionExpiredError": WATCHES // 5,
         "PollTimeoutError": WATCHES // 10,
     }
-    assert sum(figures.faults.values()) > 0.05 * figures.requests
+    assert 0.08 <= sum(figures.faults.values()) / figures.requests <= 0.12
     assert figures.ratio <= MAX_RATIO
+    assert figures.unanswered <= MAX_UNANSWERED
 
 
 if __name__ == "__main__":
