@@ -29,7 +29,20 @@ from ._transport import is_loopback, secret_texts
 if TYPE_CHECKING:
     from ._transport import Transport
 
-__all__ = ("Integrations",)
+__all__ = ("ArgumentRefused", "Integrations")
+
+
+class ArgumentRefused(ValueError):
+    """
+    An argument refused before any request was sent: empty, or out of range.
+    """
+
+
+class ArgumentTypeRefused(ArgumentRefused, TypeError):
+    """
+    An argument of a type the call does not take.
+    """
+
 
 LIST: Final = "/api/integrations"
 CAPABILITIES: Final = "/api/integrations/capabilities"
@@ -205,7 +218,7 @@ class Integrations:
         step needs ``config`` first.
         """
         if not isinstance(step, str) or not step:
-            raise ValueError("step must be a non-empty string, such as 'mappings'")
+            raise ArgumentRefused("step must be a non-empty string, such as 'mappings'")
         body: dict[str, Any] = {"provider": check_provider(provider), "step": step}
         if config is not None:
             body["config"] = _config(config)
@@ -407,20 +420,24 @@ def _item(item: object, index: int, route: str) -> Integration:
 
 def check_provider(provider: Provider | str) -> str:
     if not isinstance(provider, str) or not provider:
-        raise ValueError(f"provider must be a non-empty provider id, got {provider!r}")
+        raise ArgumentRefused(
+            f"provider must be a non-empty provider id, got {provider!r}"
+        )
     return provider_id(provider)
 
 
 def check_session_id(session_id: str) -> str:
     if not isinstance(session_id, str) or not session_id:
-        raise ValueError(f"session_id must be a non-empty string, got {session_id!r}")
+        raise ArgumentRefused(
+            f"session_id must be a non-empty string, got {session_id!r}"
+        )
     return session_id
 
 
 def _config(config: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(config, Mapping):
         kind = type(config).__name__
-        raise TypeError(
+        raise ArgumentTypeRefused(
             f"config must be a mapping of field names to values, not {kind}"
         )
     return dict(config)
@@ -428,7 +445,9 @@ def _config(config: Mapping[str, Any]) -> dict[str, Any]:
 
 def check_positive(name: str, value: float) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        raise ArgumentRefused(
+            f"{name} must be a positive number of seconds, got {value!r}"
+        )
     return float(value)
 
 
@@ -436,7 +455,7 @@ def check_max_failures(value: int | None) -> int | None:
     if value is not None and (
         isinstance(value, bool) or not isinstance(value, int) or value < 1
     ):
-        raise ValueError(
+        raise ArgumentRefused(
             f"max_failures must be a positive integer or None, got {value!r}"
         )
     return value

@@ -5,7 +5,8 @@ connect page while the SDK watches the session.
 Chromium is driven by chromedriver over the W3C WebDriver protocol, spoken
 with aiohttp, so no browser package is needed in Python. Debian's packages
 ``chromium`` and ``chromium-driver`` provide both; without them these tests
-fail, unless ``OUTLIT_SKIP_BROWSER=1`` is set.
+are skipped, with the reason, unless ``OUTLIT_REQUIRE_BROWSER=1`` is set (as
+in CI): then a missing browser fails them.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
@@ -69,16 +72,34 @@ def _call(method: str, url: str, body: object = None) -> Any:
         return json.loads(answer.read())["value"]
 
 
-def _start_driver(port: int) -> subprocess.Popen[bytes]:
+def _find_driver() -> str:
+    """
+    The path of chromedriver, once it and Chromium are both installed.
+
+    A missing one skips the test, or fails it if ``OUTLIT_REQUIRE_BROWSER=1``.
+    """
     driver = shutil.which("chromedriver")
-    if driver is None or not os.path.exists(CHROMIUM):
-        if os.environ.get("OUTLIT_SKIP_BROWSER") == "1":
-            pytest.skip("OUTLIT_SKIP_BROWSER=1: no browser test")
-        pytest.fail(
-            "the browser test needs Chromium and chromedriver: "
-            "apt-get install -y chromium chromium-driver "
-            "(or set OUTLIT_SKIP_BROWSER=1 to skip it)"
+    if driver is not None and os.path.exists(CHROMIUM):
+        return driver
+    missing = [
+        name
+        for name, absent in (
+            (CHROMIUM, not os.path.exists(CHROMIUM)),
+            ("chromedriver on PATH", driver is None),
         )
+        if absent
+    ]
+    reason = (
+        f"the browser test needs {' and '.join(missing)}: "
+        "apt-get install -y chromium chromium-driver"
+    )
+    if os.environ.get("OUTLIT_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{reason} (OUTLIT_REQUIRE_BROWSER=1)")
+    pytest.skip(f"{reason} (set OUTLIT_REQUIRE_BROWSER=1 to fail instead)")
+
+
+def _start_driver(port: int) -> subprocess.Popen[bytes]:
+    driver = _find_driver()
     process = subprocess.Popen(
         [driver, f"--port={port}"],
         stdout=subprocess.DEVNULL,
@@ -242,3 +263,47 @@ async def test_deny_in_the_browser_fails(webdriver: str) -> None:
     assert _states(changes) == [(None, "pending"), ("pending", "failed")]
     assert isinstance(changes[-1].error, ConnectionFailedError)
     assert changes[-1].error.error == "User denied access"
+
+
+@pytest.fixture
+def no_browser(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """
+    Neither Chromium nor chromedriver can be found, whatever is installed.
+    """
+    monkeypatch.setattr(sys.modules[__name__], "CHROMIUM", str(tmp_path / "none"))
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.delenv("OUTLIT_REQUIRE_BROWSER", raising=False)
+
+
+def test_a_missing_browser_skips_with_the_reason(no_browser: None) -> None:
+    """Without Chromium or chromedriver, the browser tests are skipped, saying why."""
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        _find_driver()
+
+    reason = str(skipped.value)
+    assert "needs" in reason and "chromedriver on PATH" in reason
+    assert "apt-get install -y chromium chromium-driver" in reason
+
+
+def test_a_missing_browser_fails_when_required(
+    no_browser: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With OUTLIT_REQUIRE_BROWSER=1, a missing browser fails instead of skipping."""
+    monkeypatch.setenv("OUTLIT_REQUIRE_BROWSER", "1")
+
+    with pytest.raises(pytest.fail.Exception) as failed:
+        _find_driver()
+
+    assert "OUTLIT_REQUIRE_BROWSER=1" in str(failed.value)
+    assert "chromedriver on PATH" in str(failed.value)
+
+
+def test_the_old_skip_switch_does_not_silence_a_required_browser(
+    no_browser: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OUTLIT_SKIP_BROWSER, left over in an environment, no longer skips anything."""
+    monkeypatch.setenv("OUTLIT_SKIP_BROWSER", "1")
+    monkeypatch.setenv("OUTLIT_REQUIRE_BROWSER", "1")
+
+    with pytest.raises(pytest.fail.Exception):
+        _find_driver()

@@ -3,6 +3,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,10 +13,15 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anyio
 import pytest
 
-from outlit_async.cli import Exit, main
+from outlit_async import AsyncOutlit
+from outlit_async._integrations import ArgumentRefused
+from outlit_async._models import Capability
+from outlit_async.cli import Exit, _demo, main
+from outlit_async.cli._exit import report
 from outlit_async.testing import FakeOutlit, SessionScript, SyncScript
 
 pytestmark = pytest.mark.anyio
@@ -337,6 +343,97 @@ async def test_usage_errors_exit_2(cli: Callable[..., Any]) -> None:
         assert (await cli(*argv)).status == Exit.USAGE, argv
 
 
+async def test_an_empty_argument_is_a_usage_error_on_one_line(
+    cli: Callable[..., Any], fake: FakeOutlit
+) -> None:
+    """An empty or blank argument exits 2 with one line naming it, no traceback."""
+    for argv, name in [
+        (("status", ""), "SESSION_ID"),
+        (("connect", ""), "PROVIDER"),
+        (("setup-step", "P", ""), "STEP"),
+        (("setup-step", "", "mappings"), "PROVIDER"),
+        (("disconnect", " "), "PROVIDER"),
+        (("sync-status", ""), "PROVIDER"),
+        (("capabilities", ""), "PROVIDER"),
+        (("wait", "s1", ""), "SESSION_ID"),
+        (("watch-sync", "stripe", "\t"), "PROVIDER"),
+        (("onboard", ""), "FILE"),
+    ]:
+        result = await cli(*argv)
+
+        assert result.status == Exit.USAGE, argv
+        assert result.out == ""
+        (line,) = result.err.splitlines()
+        assert line.startswith(f"outlit-async: {name} must not be empty"), argv
+        assert f"outlit-async {argv[0]} --help" in line
+    assert fake.requests == []
+
+
+async def test_an_argument_the_client_refuses_is_a_usage_error(
+    fake: FakeOutlit, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The client's own refusals are usage errors, on one line, without the value."""
+    async with AsyncOutlit(fake.api_key, base_url=fake.url) as client:
+        with pytest.raises(ArgumentRefused) as empty:
+            await client.integrations.connection_status("")
+        with pytest.raises(TypeError) as not_a_mapping:
+            await client.integrations.connect("stripe", [SECRET])  # type: ignore[call-overload]
+    refused = ArgumentRefused(f"provider must be a provider id, got {SECRET!r}")
+
+    statuses = [report(error) for error in (empty.value, not_a_mapping.value, refused)]
+
+    assert isinstance(not_a_mapping.value, ArgumentRefused)
+    assert statuses == [Exit.USAGE] * 3
+    assert capsys.readouterr().err.splitlines() == [
+        "outlit-async: invalid argument: session_id must be a non-empty string",
+        "outlit-async: invalid argument: config must be a mapping of field names "
+        "to values, not list",
+        "outlit-async: invalid argument: provider must be a provider id",
+    ]
+    assert fake.requests == []
+
+
+async def test_unexpected_arguments_are_counted_never_repeated(
+    cli: Callable[..., Any], fake: FakeOutlit
+) -> None:
+    """An argument typed by mistake may be a credential: errors never repeat it."""
+    one = await cli("connect", "stripe", SECRET)
+    two = await cli("connect", "stripe", SECRET, "--api-key", "--json")
+
+    assert one.status == two.status == Exit.USAGE
+    assert "error: 1 unexpected argument, not shown" in one.err
+    assert "error: 2 unexpected arguments, not shown" in two.err
+    assert "--config-file FILE or --config-stdin" in one.err
+    assert one.err.splitlines()[0].startswith("usage: outlit-async connect")
+    assert fake.requests == []
+
+
+async def test_refused_values_are_never_repeated(
+    cli: Callable[..., Any], fake: FakeOutlit
+) -> None:
+    """A refused command, choice or option value is named, but never shown."""
+    for argv, expected in [
+        ((SECRET, "list"), "argument COMMAND: invalid choice (choose from "),
+        (("capabilities", "stripe", SECRET), "1 unexpected argument"),
+        (("watch-sync", "stripe", "--until", SECRET), "(choose from 'all-synced'"),
+        ((f"--json={SECRET}", "list"), "argument --json: takes no value"),
+        (("list", f"--connected-only={SECRET}"), "takes no value"),
+        (("demo", "--seed", SECRET), "argument --seed: must be a whole number"),
+        (("wait", "s1", "--interval", SECRET), "must be a number of seconds"),
+        (("--timeout", SECRET, "list"), "must be a number of seconds"),
+        (("--max-concurrency", SECRET, "list"), "must be a whole number"),
+        (("sandbox", "--port", SECRET), "must be a port number from 0 to 65535"),
+        (("connect", "stripe", "--config-file", SECRET), "cannot read the config"),
+        (("onboard", SECRET), "cannot read the file to onboard"),
+    ]:
+        result = await cli(*argv)
+
+        assert result.status == Exit.USAGE, argv
+        assert expected in result.err, argv
+        assert "Traceback" not in result.err
+    assert fake.requests == []
+
+
 async def test_wait_with_a_refused_key_stops_every_watch(
     cli: Callable[..., Any], fake: FakeOutlit, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -414,6 +511,44 @@ async def test_wait_exits_1_for_mixed_outcomes(
     assert endings[expired]["error"]["type"] == "ConnectionExpiredError"
     assert endings[pending]["error"]["type"] == "PollTimeoutError"
     assert endings[pending]["current"] == "pending"
+
+
+async def test_wait_table_shows_counts_elapsed_time_and_rate(
+    cli: Callable[..., Any], fake: FakeOutlit
+) -> None:
+    """With --table, `wait` shows each ending and a board of counts, time and rate."""
+    connected = fake.create_session("hubspot", outcome="connected", after_polls=2)
+    failed = fake.create_session("slack", outcome="failed", after_polls=1)
+    pending = fake.create_session("attio")
+
+    result = await cli(
+        "--table",
+        "wait",
+        connected,
+        failed,
+        pending,
+        "--interval",
+        "0.01",
+        "--timeout",
+        "0.3",
+    )
+
+    assert result.status == Exit.FAILED
+    assert "Waiting on 3 connect session(s)" in result.out
+    board = next(line for line in result.out.splitlines() if "sessions" in line)
+    assert re.search(
+        r"pending 0\s+connected 1\s+failed 1\s+expired 0\s+timed out 1", board
+    )
+    progress = re.search(
+        r"(\d+\.\d) s elapsed\s+(\d+) transitions\s+(\d+\.\d)/s", result.out
+    )
+    assert progress is not None
+    elapsed, transitions, rate = progress.groups()
+    assert 0.3 <= float(elapsed) < 30
+    assert int(transitions) >= 5
+    assert float(rate) > 0
+    assert f"{failed} failed  User denied access" in result.out
+    assert f"{pending} timed out" in result.out
 
 
 async def test_watch_sync_exits_0_when_all_synced(
@@ -642,6 +777,52 @@ async def test_demo_table_shows_the_summary(
     assert "outlit-async sandbox" in out
 
 
+async def test_demo_hides_its_credentials_and_shows_every_outcome(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """
+    The demo never prints the made-up credentials it sends, and every run shows
+    an approved, a denied and an abandoned session, whatever the seed.
+    """
+    sent: list[str] = []
+    make_config = _demo._config
+
+    def recording(capability: Capability | None) -> dict[str, str] | None:
+        config = make_config(capability)
+        if config is not None and capability is not None:
+            sent.extend(
+                config[field.key]
+                for field in capability.required_fields
+                if field.secret
+            )
+        return config
+
+    monkeypatch.setattr(_demo, "_config", recording)
+    monkeypatch.delenv("OUTLIT_API_KEY", raising=False)
+
+    for argv in [
+        ["demo", "--json", "--speed", "20", "--seed", "1", "--orgs", "1"],
+        ["demo", "--json", "--speed", "20", "--seed", "2", "--orgs", "1"],
+        ["demo", "--json", "--speed", "20", "--seed", "3", "--orgs", "1"],
+        ["demo", "--table", "--speed", "20", "--seed", "8", "--orgs", "1"],
+    ]:
+        sent.clear()
+        status = await anyio.to_thread.run_sync(main, argv)
+        captured = capsys.readouterr()
+
+        assert status == Exit.OK
+        assert len(sent) >= 7, argv
+        for credential in sent:
+            assert credential not in captured.out + captured.err, argv
+        assert "ok_demo_" not in captured.out + captured.err
+        if "--json" in argv:
+            records = [json.loads(line) for line in captured.out.splitlines()]
+            outcomes = {r["connection"] for r in records if r["event"] == "result"}
+            assert {"connected", "failed", "expired"} <= outcomes, argv
+        else:
+            assert "expired" in captured.out and "failed" in captured.out
+
+
 async def test_without_rich_tables_fall_back_to_json(
     cli: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -740,6 +921,26 @@ def test_sandbox_prints_its_url_and_serves_until_interrupted(
     assert json.loads(polled)["status"] == "connected"
     assert process.returncode == 0
     assert "POST /api/integrations/connect 200" in err
+
+
+async def test_the_connect_page_refuses_a_decision_by_get(fake: FakeOutlit) -> None:
+    """Approve or Deny by GET (a prefetch) answers 405; the session stays pending."""
+    session_id = fake.create_session("slack")
+    connect_url = f"{fake.url}/connect/{session_id}"
+
+    async with aiohttp.ClientSession() as browser:
+        for action in ("approve", "deny"):
+            async with browser.get(f"{connect_url}/{action}") as answer:
+                assert answer.status == 405
+                assert "Use the buttons" in await answer.text()
+            assert fake.session(session_id).status == "pending"
+        async with browser.get(connect_url) as page:
+            assert page.status == 200
+            assert 'method="post"' in await page.text()
+        async with browser.post(f"{connect_url}/approve") as approved:
+            assert approved.status == 200
+
+    assert fake.session(session_id).status == "connected"
 
 
 async def test_ctrl_c_exits_130(fake: FakeOutlit) -> None:

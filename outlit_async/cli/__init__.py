@@ -15,8 +15,9 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from .._errors import OutlitError
+from .._integrations import ArgumentRefused
 from ._exit import CommandError, Exit, report, say
-from ._parser import build_parser
+from ._parser import build_parser, check_given
 from ._render import Output, choose_mode
 
 __all__ = ("Exit", "main")
@@ -68,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else Exit.USAGE
 
     try:
+        check_given(args)
         out = Output(choose_mode(json_lines=args.json_lines, table=args.table))
         return int(asyncio.run(_command(args.command)(args, out)))
     except BaseException as exc:
@@ -75,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(error, KeyboardInterrupt):
             say("interrupted")
             return Exit.INTERRUPTED
-        if isinstance(error, (OutlitError, CommandError)):
+        if isinstance(error, (OutlitError, CommandError, ArgumentRefused)):
             return report(error)
         raise
     finally:

@@ -3,9 +3,10 @@
 
 A few organisations connect all twelve providers between them. Simulated
 people open each browser link and, after a seeded random delay, approve it,
-deny it, or walk away until the session expires; direct providers connect
-with made-up credentials. Every session is watched through one monitor, then
-the first sync of each connection, as ``onboard`` does.
+deny it, or walk away until the session expires; every run has at least one
+of each. Direct providers connect with made-up credentials. Every session is
+watched through one monitor, then the first sync of each connection, as
+``onboard`` does.
 """
 
 from __future__ import annotations
@@ -71,6 +72,9 @@ class Person:
 class Plan:
     """
     Who connects what, what each person does, and which model fails to sync.
+
+    Among the browser connections, at least one person approves, one denies
+    and one abandons.
     """
 
     connections: tuple[tuple[str, Provider], ...]
@@ -97,11 +101,16 @@ def make_plan(orgs: int, rng: random.Random, *, speed: float) -> Plan:
         dealt[name].extend(rng.sample(spare, min(len(spare), rng.randint(1, 2))))
 
     connections = tuple((name, p) for name in names for p in dealt[name])
-    people = tuple(_person(rng, speed) for _ in connections)
+    people = [_person(rng, speed) for _ in connections]
+    # Every browser provider is dealt once, so there are enough to pick from.
+    browser = [i for i, (_, p) in enumerate(connections) if p.connects_in_browser]
+    chosen = rng.sample(browser, len(_DECISIONS))
+    for index, decision in zip(chosen, _DECISIONS, strict=True):
+        people[index] = attrs.evolve(people[index], decision=decision)
     failing = rng.choice(connections)[1]
     # An idle FakeOutlit's catalogue names each provider's sync models.
     model = FakeOutlit().default_models(failing.value)[0]
-    return Plan(connections, people, (model,))
+    return Plan(connections, tuple(people), (model,))
 
 
 def _person(rng: random.Random, speed: float) -> Person:

@@ -5,14 +5,20 @@ Exit statuses, and the one line on stderr that explains a failure.
 from __future__ import annotations
 
 import enum
+import re
 import sys
 from typing import Final
 
 from .._errors import APIError, AuthenticationError, ConfigurationError
+from .._integrations import ArgumentRefused
 
-__all__ = ("PROG", "CommandError", "Exit", "describe", "report", "say")
+__all__ = ("PROG", "CommandError", "Exit", "describe", "redact", "report", "say")
 
 PROG: Final = "outlit-async"
+
+_KEY_LIKE: Final = re.compile(r"ok_[^\s',]+", re.IGNORECASE)
+_OBJECT_LIKE: Final = re.compile(r"\{.*\}", re.DOTALL)
+_GOT: Final = re.compile(r",? got .*", re.DOTALL)
 
 
 class Exit(enum.IntEnum):
@@ -54,11 +60,16 @@ def report(exc: BaseException) -> Exit:
     Explain ``exc`` on one line of stderr and answer the exit status it means.
 
     The line names the error type and, for an API error, the route. Neither
-    the SDK's exceptions nor this line carry a request body or the key.
+    the SDK's exceptions nor this line carry a request body or the key. An
+    argument the client refused before any request is a usage error, named
+    without the value refused.
     """
     if isinstance(exc, CommandError):
         say(str(exc))
         return exc.status
+    if isinstance(exc, ArgumentRefused):
+        say(f"invalid argument: {_refusal(exc)}")
+        return Exit.USAGE
     say(describe(exc))
     if isinstance(exc, AuthenticationError):
         return Exit.AUTH
@@ -81,3 +92,17 @@ def describe(exc: BaseException) -> str:
             for issue in details
         )
     return f"{type(exc).__name__}: {text}"
+
+
+def _refusal(exc: ArgumentRefused) -> str:
+    """
+    What the client refused, without the ``got ...`` that repeats the value.
+    """
+    return redact(_GOT.sub("", str(exc))) or type(exc).__name__
+
+
+def redact(text: str) -> str:
+    """
+    ``text`` with anything shaped like a key or a JSON object masked.
+    """
+    return _OBJECT_LIKE.sub("{...}", _KEY_LIKE.sub("ok_***", text))

@@ -77,15 +77,17 @@ def read_config(args: argparse.Namespace) -> dict[str, Any] | None:
     The provider config named by ``--config-file`` or ``--config-stdin``, if any.
 
     :raises CommandError: if it cannot be read or is not a JSON object; the
-        message gives the position of a syntax error, never the content.
+        message gives the position of a syntax error, never the content, and
+        does not repeat the file's name, which may be a secret typed there by
+        mistake.
     """
     if args.config_file is not None:
-        source = f"config file {args.config_file}"
+        source = "config file"
         try:
             text = Path(args.config_file).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or type(exc).__name__
-            raise CommandError(f"cannot read {source}: {reason}") from None
+            raise CommandError(f"cannot read the {source}: {reason}") from None
     elif args.config_stdin:
         source = "config on stdin"
         text = sys.stdin.read()

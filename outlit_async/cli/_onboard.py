@@ -397,7 +397,7 @@ def _read_lines(path: str) -> list[str]:
         return Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or type(exc).__name__
-        raise CommandError(f"cannot read {path}: {reason}") from None
+        raise CommandError(f"cannot read the file to onboard: {reason}") from None
 
 
 async def onboard(args: argparse.Namespace, out: Output) -> Exit:

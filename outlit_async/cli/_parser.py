@@ -7,12 +7,12 @@ from __future__ import annotations
 import argparse
 import re
 import textwrap
-from typing import Final, NoReturn
+from typing import Any, Final, NoReturn
 
 from .._version import __version__
-from ._exit import PROG
+from ._exit import PROG, CommandError, redact
 
-__all__ = ("build_parser",)
+__all__ = ("build_parser", "check_given")
 
 _EPILOG: Final = textwrap.dedent(
     """\
@@ -34,40 +34,107 @@ _EPILOG: Final = textwrap.dedent(
 )
 
 
-_KEY_LIKE: Final = re.compile(r"ok_[^\s',]+", re.IGNORECASE)
-_OBJECT_LIKE: Final = re.compile(r"\{.*\}", re.DOTALL)
+_REPEATS: Final = (
+    (re.compile(r"(invalid choice): .*(?= \(choose from )", re.DOTALL), r"\1"),
+    (re.compile(r"(unknown parser) .*(?= \(choices: )", re.DOTALL), r"\1"),
+    (re.compile(r"(invalid \S+ value): .*", re.DOTALL), r"\1"),
+    (re.compile(r"ignored explicit argument .*", re.DOTALL), "takes no value"),
+    (
+        re.compile(r"unrecognized arguments: .*", re.DOTALL),
+        "unexpected arguments (not shown)",
+    ),
+)
+"""argparse's messages that repeat a value, and what each says instead."""
+
+_POSITIONALS: Final = {
+    "provider": "PROVIDER",
+    "providers": "PROVIDER",
+    "session_id": "SESSION_ID",
+    "session_ids": "SESSION_ID",
+    "step": "STEP",
+    "file": "FILE",
+}
+"""The free positional arguments, by destination, with their names in the help."""
 
 
 class _Parser(argparse.ArgumentParser):
     """
-    A parser whose usage errors never repeat a key or a JSON object.
+    A parser whose usage errors never repeat the value of an argument.
 
     A key or a config passed as an argument by mistake is already in the
-    shell's history; it should not also land in a CI log.
+    shell's history; it should not also land in a CI log. An error names the
+    argument, option or choices at fault, never what was typed for it.
+
+    :ivar commands: the parser of each subcommand, by name.
     """
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.commands: dict[str, argparse.ArgumentParser] = {}
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        """
+        Parse ``args``; arguments no subcommand expects are counted, not shown.
+        """
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self.commands.get(getattr(parsed, "command", ""), self)
+            command.error(_unexpected(len(extras)))
+        return parsed
+
     def error(self, message: str) -> NoReturn:
-        message = _KEY_LIKE.sub("ok_***", message)
-        super().error(_OBJECT_LIKE.sub("{...}", message))
+        for pattern, replacement in _REPEATS:
+            message = pattern.sub(replacement, message)
+        super().error(redact(message))
+
+
+def _unexpected(count: int) -> str:
+    if count == 1:
+        shown = "1 unexpected argument, not shown in case it is a secret"
+    else:
+        shown = f"{count} unexpected arguments, not shown in case one is a secret"
+    return (
+        f"{shown}: provider credentials go in --config-file FILE or "
+        "--config-stdin, the API key in an environment variable (--api-key-env)"
+    )
+
+
+def check_given(args: argparse.Namespace) -> None:
+    """
+    Refuse an empty or blank positional argument before any key is read.
+
+    :raises CommandError: naming the argument (exit status 2).
+    """
+    for dest, name in _POSITIONALS.items():
+        value = getattr(args, dest, None)
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, str) and not item.strip():
+                raise CommandError(
+                    f"{name} must not be empty; see '{PROG} {args.command} --help'"
+                )
 
 
 def _seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        raise argparse.ArgumentTypeError("must be a number of seconds") from None
     if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
+        raise argparse.ArgumentTypeError("must be a positive number of seconds")
     return value
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        raise argparse.ArgumentTypeError("must be a whole number") from None
+
+
+def _positive_int(text: str) -> int:
+    value = _whole_number(text)
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+        raise argparse.ArgumentTypeError("must be at least 1")
     return value
 
 
@@ -75,9 +142,9 @@ def _port(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+        value = -1
     if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+        raise argparse.ArgumentTypeError("must be a port number from 0 to 65535")
     return value
 
 
@@ -187,6 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
             allow_abbrev=False,
         )
         _output_options(sub, top=False)
+        parser.commands[name] = sub
         return sub
 
     sub = command("list", "List every provider and whether it is connected.")
@@ -281,7 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="organisations to onboard (default: %(default)s)",
     )
     sub.add_argument(
-        "--seed", type=int, default=None, help="replay a run (default: random)"
+        "--seed",
+        type=_whole_number,
+        default=None,
+        help="replay a run (default: random)",
     )
     sub.add_argument(
         "--speed",
