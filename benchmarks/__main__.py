@@ -20,7 +20,8 @@ from typing import Any
 from ._report import check_targets, render
 from ._run import ROOT, Options, run_all
 
-WORKLOADS = ("sessions", "idle", "sync", "decode")
+WORKLOADS = ("sessions", "idle", "sync", "decode", "instructions")
+DEFAULT_WORKLOADS = ("sessions", "idle", "sync", "decode")
 
 
 def _sizes(text: str) -> list[int]:
@@ -101,8 +102,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--workloads",
         type=_names,
-        default=list(WORKLOADS),
-        help=f"which workloads to run (default: {','.join(WORKLOADS)})",
+        default=list(DEFAULT_WORKLOADS),
+        help=f"which workloads to run, of {','.join(WORKLOADS)}; 'instructions' "
+        f"counts them under valgrind's callgrind, which takes a few minutes more "
+        f"(default: {','.join(DEFAULT_WORKLOADS)})",
     )
     parser.add_argument(
         "--quick",
@@ -141,6 +144,8 @@ def _options(args: argparse.Namespace) -> Options:
         options.repeats = 1
         options.organizations = 50
         options.decode_rounds = 3
+        options.instruction_sessions = (20, 100)
+        options.instruction_organizations = (10, 50)
     return options
 
 

@@ -105,6 +105,18 @@ def check_targets(results: Mapping[str, Any]) -> list[dict[str, Any]]:
                 beyond < BYTES_PER_IDLE_WATCH,
             )
         )
+    counted = results.get("instructions")
+    if counted:
+        for workload, label in (("sessions", "sessions"), ("sync", "sync fleet")):
+            ratio = counted["sdk"][workload]["vs_floor"]
+            targets.append(
+                _target(
+                    f"{label}: SDK instructions per poll / floor",
+                    ratio,
+                    f"<= {CPU_VS_FLOOR}",
+                    ratio <= CPU_VS_FLOOR,
+                )
+            )
     for label, section in _workload_sections(results):
         sdk = section["sdk"]["median"]["us_per_poll"]
         httpx = section.get("httpx", {}).get("median", {}).get("us_per_poll")
@@ -269,6 +281,31 @@ def render(results: Mapping[str, Any]) -> str:
                         f"{shape['ratio']:.1f}x",
                     ]
                     for name, shape in decode.items()
+                ],
+            )
+        )
+    counted = results.get("instructions")
+    if counted:
+        sizes = counted["sizes"]
+        low, high = sizes["sessions"]
+        orgs_low, orgs_high = sizes["organizations"]
+        where = {
+            "sessions": f"sessions, N={low:,} to {high:,}",
+            "sync": f"sync fleet, {orgs_low:,} to {orgs_high:,} organisations",
+        }
+        parts.append(
+            _table(
+                ["instructions (callgrind)", "per poll", "vs floor", "polls"],
+                [
+                    [
+                        f"{where[workload]} {contender}",
+                        f"{entry[workload]['per_poll']:,.0f}",
+                        _ratio(entry[workload]["vs_floor"]),
+                        " to ".join(f"{p:,}" for p in entry[workload]["polls"]),
+                    ]
+                    for workload in ("sessions", "sync")
+                    for contender, entry in counted.items()
+                    if contender != "sizes"
                 ],
             )
         )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -52,6 +53,8 @@ class Options:
     workloads: list[str] = field(
         default_factory=lambda: ["sessions", "idle", "sync", "decode"]
     )
+    instruction_sessions: tuple[int, int] = (200, 1_000)
+    instruction_organizations: tuple[int, int] = (100, 500)
 
 
 def session_scripts(count: int, seed: int) -> list[tuple[str, int]]:
@@ -93,14 +96,19 @@ class Runner:
         self.faults = Faults()
         self._orgs = 0
 
-    def worker(self, spec: dict[str, Any]) -> dict[str, Any]:
+    def worker(
+        self, spec: dict[str, Any], *, wrap: Sequence[str] = ()
+    ) -> dict[str, Any]:
         """
         Run one job in a fresh process; add the server's side of it.
+
+        :param wrap: a command the worker runs under, such as valgrind; its
+            standard error is kept as ``wrapper_stderr``.
         """
         before = self.fake.requests()
         server_cpu = self.fake.cpu_seconds()
         done = subprocess.run(
-            [sys.executable, "-m", "benchmarks._worker"],
+            [*wrap, sys.executable, "-m", "benchmarks._worker"],
             input=json.dumps({**spec, "url": self.fake.url, "cpu": self.worker_cpu}),
             capture_output=True,
             text=True,
@@ -115,6 +123,8 @@ class Runner:
                 f"failed:\n{done.stderr}"
             )
         figures: dict[str, Any] = json.loads(done.stdout)
+        if wrap:
+            figures["wrapper_stderr"] = done.stderr
         after = self.fake.requests()
         figures["server_cpu_s"] = server_cpu
         if "wall_s" in figures:
@@ -427,6 +437,88 @@ def run_sync(runner: Runner) -> dict[str, Any]:
     return {key: _summarise(runs)}
 
 
+CALLGRIND: Final = (
+    "valgrind",
+    "--tool=callgrind",
+    "--callgrind-out-file=/dev/null",
+)
+INSTRUCTION_CONTENDERS: Final = ("sdk", "aiohttp")
+
+
+def _instructions(figures: dict[str, Any]) -> int:
+    found = re.search(r"Collected : (\d+)", figures.pop("wrapper_stderr", ""))
+    if found is None:
+        raise RuntimeError("callgrind reported no instruction count")
+    return int(found.group(1))
+
+
+def run_instructions(runner: Runner) -> dict[str, Any]:
+    """
+    Instructions per poll of the SDK and the floor, counted by callgrind.
+
+    Each contender runs the sessions workload and the sync fleet at a small and
+    a larger size under callgrind; the instructions per poll are the slope
+    between the two, which leaves out what does not grow with the polls
+    (starting Python, importing, the warm-up request). Unlike CPU time, a count
+    of instructions does not move with what else the machine is doing.
+    """
+    options = runner.options
+    results: dict[str, Any] = {}
+    low_sessions, high_sessions = options.instruction_sessions
+    low_orgs, high_orgs = options.instruction_organizations
+    for contender in INSTRUCTION_CONTENDERS:
+        counts: dict[str, Any] = {}
+        points = []
+        for size in (low_sessions, high_sessions):
+            scripts = session_scripts(size, options.seed)
+            ids = runner.fake.create_sessions(scripts)
+            spec = runner.job(
+                "sessions",
+                contender,
+                sessions=[
+                    [i, outcome] for i, (outcome, _) in zip(ids, scripts, strict=True)
+                ],
+            )
+            figures = runner.worker(spec, wrap=CALLGRIND)
+            polls = figures["requests_by_path"].get(CONNECTION_STATUS, 0) - 1
+            points.append((polls, _instructions(figures)))
+            _progress(f"instructions sessions N={size:<5} {contender:<8}: counted")
+        counts["sessions"] = _slope(points)
+        points = []
+        for orgs in (low_orgs, high_orgs):
+            keys = [f"ok_bench_i{runner._orgs}_{index}" for index in range(orgs)]
+            runner._orgs += 1
+            runner.fake.create_organizations(keys, options.providers)
+            spec = runner.job(
+                "sync", contender, organizations=keys, providers=options.providers
+            )
+            figures = runner.worker(spec, wrap=CALLGRIND)
+            polls = figures["requests_by_path"].get(SYNC_STATUS, 0)
+            points.append((polls, _instructions(figures)))
+            _progress(f"instructions sync {orgs:<5} orgs {contender:<8}: counted")
+        counts["sync"] = _slope(points)
+        results[contender] = counts
+    for workload in ("sessions", "sync"):
+        floor = results[FLOOR][workload]["per_poll"]
+        for contender in INSTRUCTION_CONTENDERS:
+            entry = results[contender][workload]
+            entry["vs_floor"] = entry["per_poll"] / floor
+    results["sizes"] = {
+        "sessions": [low_sessions, high_sessions],
+        "organizations": [low_orgs, high_orgs],
+    }
+    return results
+
+
+def _slope(points: Sequence[tuple[int, int]]) -> dict[str, Any]:
+    (low_polls, low_count), (high_polls, high_count) = points
+    return {
+        "polls": [low_polls, high_polls],
+        "instructions": [low_count, high_count],
+        "per_poll": (high_count - low_count) / max(high_polls - low_polls, 1),
+    }
+
+
 def run_decode(runner: Runner) -> dict[str, Any]:
     spec = {
         "workload": "decode",
@@ -456,6 +548,7 @@ def run_all(options: Options) -> dict[str, Any]:
             "idle": run_idle,
             "sync": run_sync,
             "decode": run_decode,
+            "instructions": run_instructions,
         }
         for name, step in steps.items():
             if name in options.workloads:
