@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import math
 from collections.abc import Callable
 from types import TracebackType
@@ -64,63 +65,136 @@ class _Subscriber(Generic[T]):
 
 class _Shared(Generic[T]):
     """
-    One poll loop, every watch that reads it, and the timer of its deadlines.
+    One poll loop, every watch that reads it, and the earliest of their deadlines.
 
-    One timer per loop stands for the earliest deadline of its watches; it is
-    moved only when that earliest deadline moves. When it fires during a poll
-    it cancels the loop's task, which ends that poll (its wait, its request,
-    its retries) at once; the loop then ends the watches whose time is up and
-    polls on for the others. Outside a poll (while a transition waits for room
-    in the buffer) it only marks the deadline as passed, so that nothing
-    delivered is ever cut short.
+    The monitor's :class:`_Deadlines` calls :meth:`time_up` when that deadline
+    passes. During a poll it cancels the loop's task, which ends that poll (its
+    wait, its request, its retries) at once; the loop then ends the watches
+    whose time is up and polls on for the others. Outside a poll (while a
+    transition waits for room in the buffer) it only marks the deadline as
+    passed, so that nothing delivered is ever cut short.
     """
 
     __slots__ = (
         "deadline",
+        "deadlines",
         "expired",
         "loop",
         "polling",
         "subscribers",
         "task",
-        "timer",
     )
 
     loop: PollLoop[T]
 
-    def __init__(self, loop: PollLoop[T]) -> None:
+    def __init__(self, loop: PollLoop[T], deadlines: _Deadlines) -> None:
         self.loop = loop
+        self.deadlines = deadlines
         self.subscribers: list[_Subscriber[T]] = []
         self.task: asyncio.Task[None] | None = None
-        self.timer: asyncio.TimerHandle | None = None
         self.deadline = math.inf
         self.expired = False
         self.polling = False
 
     def update_deadline(self) -> None:
         """
-        Set the timer to the watches' earliest deadline, if that changed.
+        Follow the watches' earliest deadline, if that changed.
         """
         deadline = min((s.deadline for s in self.subscribers), default=math.inf)
-        if deadline == self.deadline:
-            return
-        self.deadline = deadline
-        self.stop_timer()
-        if deadline != math.inf:
-            self.timer = asyncio.get_running_loop().call_at(deadline, self._time_up)
+        if deadline != self.deadline:
+            self.deadlines.move(self, deadline)
 
     def stop_timer(self) -> None:
         """
-        Cancel the pending timer, if any.
+        Forget the deadline: the loop has ended.
         """
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.deadlines.move(self, math.inf)
 
-    def _time_up(self) -> None:
-        self.timer = None
+    def time_up(self) -> None:
         self.expired = True
         if self.polling and self.task is not None:
             self.task.cancel()
+
+
+class _Deadlines:
+    """
+    The deadlines of a monitor's poll loops, behind one timer of the event loop.
+
+    Ten thousand watches with a timeout would otherwise hold ten thousand timers
+    in the event loop's heap, which every poll's sleep then sifts through with a
+    comparison written in Python. Here each deadline is a tuple in a heap of our
+    own, compared in C, and one timer stands for the earliest. A moved or
+    forgotten deadline stays in the heap until it comes up or until stale
+    entries are half of it, when the heap is rebuilt without them.
+    """
+
+    __slots__ = ("_at", "_count", "_heap", "_stale", "_timer")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Shared[Any]]] = []
+        self._count = 0
+        self._stale = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._at = math.inf
+
+    def move(self, shared: _Shared[Any], deadline: float) -> None:
+        """
+        Set ``shared``'s deadline (``math.inf``: none).
+        """
+        if shared.deadline != math.inf:
+            self._stale += 1
+        shared.deadline = deadline
+        if deadline != math.inf:
+            self._count += 1
+            heapq.heappush(self._heap, (deadline, self._count, shared))
+            if deadline < self._at:
+                self._schedule(deadline)
+        if self._stale > 64 and self._stale * 2 > len(self._heap):
+            self._heap = [entry for entry in self._heap if _current(entry)]
+            heapq.heapify(self._heap)
+            self._stale = 0
+
+    def close(self) -> None:
+        """
+        Stop the timer and forget every deadline.
+        """
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._heap.clear()
+        self._at = math.inf
+
+    def _schedule(self, deadline: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._at = deadline
+        self._timer = asyncio.get_running_loop().call_at(deadline, self._fire)
+
+    def _fire(self) -> None:
+        self._timer = None
+        self._at = math.inf
+        heap = self._heap
+        now = asyncio.get_running_loop().time()
+        due = []
+        while heap and heap[0][0] <= now:
+            entry = heapq.heappop(heap)
+            if _current(entry):
+                due.append(entry[2])
+            # A count, not a ledger: the rebuild in move() sets it right.
+            self._stale = max(self._stale - 1, 0)
+        # Stale entries at the head would only wake the timer for nothing.
+        while heap and not _current(heap[0]):
+            heapq.heappop(heap)
+            self._stale = max(self._stale - 1, 0)
+        if heap:
+            self._schedule(heap[0][0])
+        for shared in due:
+            shared.time_up()
+
+
+def _current(entry: tuple[float, int, _Shared[Any]]) -> bool:
+    deadline, _, shared = entry
+    return deadline == shared.deadline
 
 
 def _uncancel() -> bool:
@@ -162,6 +236,7 @@ class Monitor:
         "_buffer_size",
         "_client",
         "_closed",
+        "_deadlines",
         "_fatal",
         "_loops",
         "_receive",
@@ -193,6 +268,7 @@ class Monitor:
         self._send: MemoryObjectSendStream[object] | None = None
         self._receive: MemoryObjectReceiveStream[object] | None = None
         self._waiters: list[asyncio.Future[None]] = []
+        self._deadlines = _Deadlines()
 
     def __repr__(self) -> str:
         return f"Monitor(watches={self._active}, loops={len(self._loops)})"
@@ -245,6 +321,7 @@ class Monitor:
             if self._receive is not None:
                 self._receive.close()
             self._loops.clear()
+            self._deadlines.close()
             self._wake()
         if self._fatal is not None:
             # The caller's own error, if any, stays readable as the cause.
@@ -337,7 +414,7 @@ class Monitor:
         shared = self._loops.get(loop_key)
         if shared is None:
             loop = make_loop(key.target, interval=interval, max_failures=max_failures)
-            shared = self._loops[loop_key] = _Shared(loop)
+            shared = self._loops[loop_key] = _Shared(loop, self._deadlines)
             task = asyncio.get_running_loop().create_task(self._run(loop_key, shared))
             shared.task = task
             self._tasks.add(task)

@@ -453,6 +453,49 @@ async def test_two_watches_of_one_session_share_one_loop(
     assert fake.session(sid).polls == 3
 
 
+async def test_many_deadlines_each_end_their_own_watch_on_time(
+    client: AsyncOutlit, fake: FakeOutlit
+) -> None:
+    """
+    Deadlines added in any order, moved, or forgotten by watches that end first:
+    each timed-out watch ends at its own timeout, no earlier and not much later.
+    """
+    quick = [
+        fake.create_session("slack", outcome="connected", after_polls=1)
+        for _ in range(100)
+    ]
+    pending = [fake.create_session("hubspot") for _ in range(40)]
+    timeouts = {sid: 0.15 + 0.3 * (index % 7) / 6 for index, sid in enumerate(pending)}
+    ended: dict[object, float] = {}
+    errors: dict[object, object] = {}
+
+    with anyio.fail_after(5):
+        async with client.monitor() as monitor:
+            started = time.monotonic()
+            # Latest deadlines first, so that each new one comes before the rest.
+            for sid in sorted(pending, key=timeouts.__getitem__, reverse=True):
+                monitor.watch_connection(sid, interval=0.05, timeout=timeouts[sid])
+            # Long deadlines that are forgotten once these sessions connect.
+            for sid in quick:
+                monitor.watch_connection(sid, interval=0.05, timeout=30.0)
+            # A second watch of a pending session moves its loop's deadline earlier.
+            monitor.watch_connection(
+                pending[0], interval=0.05, timeout=0.1, tag="early"
+            )
+            async for change in monitor:
+                if change.terminal:
+                    key = (change.key.target, change.key.tag)
+                    ended[key] = time.monotonic() - started
+                    errors[key] = type(change.error)
+
+    assert all(errors[sid, None] is type(None) for sid in quick)
+    assert errors[pending[0], "early"] is PollTimeoutError
+    assert 0.1 <= ended[pending[0], "early"] <= 0.1 + 2 * NOISE
+    for sid in pending:
+        assert errors[sid, None] is PollTimeoutError
+        assert timeouts[sid] <= ended[sid, None] <= timeouts[sid] + 2 * NOISE, sid
+
+
 async def test_a_timeout_mid_request_ends_that_watch_and_the_loop_polls_on(
     client: AsyncOutlit, fake: FakeOutlit
 ) -> None:
