@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime, timezone
 from typing import Any, Final, Generic, TypeVar, final
 
@@ -146,39 +146,68 @@ class PollLoop(Generic[T]):
         clock = asyncio.get_running_loop().time
         while True:
             now = clock()
-            next_at = self._next_at
-            if next_at is None:
-                next_at = now + random.uniform(0, SPREAD) * self.interval
-            if deadline is not None and deadline <= next_at:
+            if deadline is not None and deadline <= self.next_poll_at(now):
                 await asyncio.sleep(deadline - now)
                 return None
-            if next_at > now:
-                await asyncio.sleep(next_at - now)
+            delay = self.next_poll_at(now) - now
+            if delay > 0:
+                await asyncio.sleep(delay)
                 now = clock()
-            self._next_at = now + self.interval * random.uniform(1 - SPREAD, 1 + SPREAD)
+            self.begin(now)
             try:
                 if deadline is None:
-                    content = await self._transport.request(
-                        "GET", self._path, params=self._params, raw=True
-                    )
+                    content = await self.send()
                 else:
                     with anyio.CancelScope(deadline=deadline) as scope:
-                        content = await self._transport.request(
-                            "GET", self._path, params=self._params, raw=True
-                        )
+                        content = await self.send()
                     if scope.cancelled_caught:
                         return None
-                value = self._last_value
-                if value is None or content != self._last_content:
-                    value = self._decode(parse_json(content, "GET", self._path))
-                    self._last_content, self._last_value = content, value
+                return self.observe(content)
             except Exception as exc:
-                self._note_failure(exc)
-            else:
-                self.failures = 0
-                return value
+                self.note_failure(exc)
 
-    def _note_failure(self, exc: Exception) -> None:
+    def next_poll_at(self, now: float) -> float:
+        """
+        When the next poll is due, on the event loop's clock; the first is
+        drawn, once, within a tenth of the interval from ``now``.
+        """
+        if self._next_at is None:
+            self._next_at = now + random.uniform(0, SPREAD) * self.interval
+        return self._next_at
+
+    def begin(self, now: float) -> None:
+        """
+        A poll starts at ``now``: the next is due ``interval`` later, spread.
+        """
+        self._next_at = now + self.interval * random.uniform(1 - SPREAD, 1 + SPREAD)
+
+    def send(self) -> Coroutine[Any, Any, bytes]:
+        """
+        The poll's request: the answer's bytes, after the transport's retries.
+        """
+        return self._transport.request("GET", self._path, params=self._params, raw=True)
+
+    def observe(self, content: bytes) -> T:
+        """
+        The model an answer's bytes describe; the last one again, undecoded,
+        when the bytes are the same.
+
+        :raises ResponseValidationError: if the answer does not fit.
+        """
+        value = self._last_value
+        if value is None or content != self._last_content:
+            value = self._decode(parse_json(content, "GET", self._path))
+            self._last_content, self._last_value = content, value
+        self.failures = 0
+        return value
+
+    def note_failure(self, exc: Exception) -> None:
+        """
+        Count a failed poll, and push the next one back by a ``Retry-After``.
+
+        :raises Exception: ``exc`` again, if polling again cannot mend it or
+            it is the last of ``max_failures`` in a row.
+        """
         if not is_transient(exc):
             raise exc
         self.failures += 1
