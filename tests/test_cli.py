@@ -932,11 +932,15 @@ async def test_the_connect_page_refuses_a_decision_by_get(fake: FakeOutlit) -> N
         for action in ("approve", "deny"):
             async with browser.get(f"{connect_url}/{action}") as answer:
                 assert answer.status == 405
+                assert answer.headers["Allow"] == "POST"
                 assert "Use the buttons" in await answer.text()
             assert fake.session(session_id).status == "pending"
         async with browser.get(connect_url) as page:
             assert page.status == 200
             assert 'method="post"' in await page.text()
+        async with browser.post(connect_url) as posted:
+            assert posted.status == 405
+            assert posted.headers["Allow"] == "GET, HEAD"
         async with browser.post(f"{connect_url}/approve") as approved:
             assert approved.status == 200
 

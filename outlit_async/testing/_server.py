@@ -562,6 +562,7 @@ class FakeOutlit:
         elif request.method != "POST":
             message = "Use the buttons on the connection page."
             response = _html(405, result_page("Method not allowed", message))
+            response.headers["Allow"] = "POST"
         else:
             response = self._decide(session, approve=action == "approve")
         self._log(request, path, None, arrived, response.status, False)
@@ -570,7 +571,9 @@ class FakeOutlit:
     def _show(self, request: web.Request, session: FakeSession) -> web.Response:
         if request.method not in ("GET", "HEAD"):
             message = "Use the buttons on the connection page."
-            return _html(405, result_page("Method not allowed", message))
+            response = _html(405, result_page("Method not allowed", message))
+            response.headers["Allow"] = "GET, HEAD"
+            return response
         if session.status != "pending":
             return _html(409, self._settled_page(session))
         name = self._catalog.require(session.provider).name
