@@ -149,21 +149,28 @@ class Runner:
             **extra,
         }
 
-    def sessions_run(
+    def sessions_job(
         self, contender: str, scripts: Sequence[tuple[str, int]]
     ) -> dict[str, Any]:
         """
-        One run of the sessions workload: fresh sessions with ``scripts``.
+        The job of one sessions run: fresh sessions on the server, with ``scripts``.
         """
         ids = self.fake.create_sessions(scripts)
-        spec = self.job(
+        return self.job(
             "sessions",
             contender,
             sessions=[
                 [i, outcome] for i, (outcome, _) in zip(ids, scripts, strict=True)
             ],
         )
-        figures = self.worker(spec)
+
+    def sessions_run(
+        self, contender: str, scripts: Sequence[tuple[str, int]]
+    ) -> dict[str, Any]:
+        """
+        One run of the sessions workload: fresh sessions with ``scripts``.
+        """
+        figures = self.worker(self.sessions_job(contender, scripts))
         polls = figures["requests_by_path"].get(CONNECTION_STATUS, 0) - 1
         minimum = sum(after for _, after in scripts)
         expected = sum(transitions_of(after) for _, after in scripts)
@@ -470,15 +477,7 @@ def run_instructions(runner: Runner) -> dict[str, Any]:
         counts: dict[str, Any] = {}
         points = []
         for size in (low_sessions, high_sessions):
-            scripts = session_scripts(size, options.seed)
-            ids = runner.fake.create_sessions(scripts)
-            spec = runner.job(
-                "sessions",
-                contender,
-                sessions=[
-                    [i, outcome] for i, (outcome, _) in zip(ids, scripts, strict=True)
-                ],
-            )
+            spec = runner.sessions_job(contender, session_scripts(size, options.seed))
             figures = runner.worker(spec, wrap=CALLGRIND)
             polls = figures["requests_by_path"].get(CONNECTION_STATUS, 0) - 1
             points.append((polls, _instructions(figures)))
