@@ -421,6 +421,31 @@ async def _watch(
             await asyncio.sleep(delay)
 
 
+def _session_watches(
+    job: Job,
+    fetch: Fetch,
+    headers: dict[str, str],
+    tally: Tally,
+    state_of: Callable[[dict[str, Any]], tuple[str, bool]],
+) -> list[Coroutine[Any, Any, None]]:
+    """
+    One hand-written watch of each of the job's sessions.
+    """
+    return [
+        _watch(
+            job,
+            fetch,
+            CONNECTION_STATUS,
+            ("sessionId", session_id),
+            headers,
+            tally,
+            session_id,
+            state_of,
+        )
+        for session_id, _ in job.sessions
+    ]
+
+
 async def hand_sessions(job: Job, meter: Meter, fetch: Fetch) -> Tally:
     """
     One task per session, until its terminal state.
@@ -429,21 +454,7 @@ async def hand_sessions(job: Job, meter: Meter, fetch: Fetch) -> Tally:
     headers = _bearer(job.key)
     await fetch(CONNECTION_STATUS, {"sessionId": job.warmup}, headers)
     meter.start()
-    await asyncio.gather(
-        *(
-            _watch(
-                job,
-                fetch,
-                CONNECTION_STATUS,
-                ("sessionId", session_id),
-                headers,
-                tally,
-                session_id,
-                _session_state,
-            )
-            for session_id, _ in job.sessions
-        )
-    )
+    await asyncio.gather(*_session_watches(job, fetch, headers, tally, _session_state))
     meter.stop()
     return tally
 
@@ -485,19 +496,8 @@ async def hand_idle(job: Job, meter: Meter, fetch: Fetch) -> Tally:
     await fetch(CONNECTION_STATUS, {"sessionId": job.warmup}, headers)
     meter.start()
     tasks = [
-        asyncio.ensure_future(
-            _watch(
-                job,
-                fetch,
-                CONNECTION_STATUS,
-                ("sessionId", session_id),
-                headers,
-                tally,
-                session_id,
-                _idle_state,
-            )
-        )
-        for session_id, _ in job.sessions
+        asyncio.ensure_future(watch)
+        for watch in _session_watches(job, fetch, headers, tally, _idle_state)
     ]
     await tally.reached.wait()
     meter.snapshot()

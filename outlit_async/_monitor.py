@@ -78,6 +78,7 @@ class _Shared(Generic[T]):
     __slots__ = (
         "deadline",
         "deadlines",
+        "entry",
         "expired",
         "loop",
         "polling",
@@ -93,6 +94,8 @@ class _Shared(Generic[T]):
         self.subscribers: list[_Subscriber[T]] = []
         self.task: asyncio.Task[None] | None = None
         self.deadline = math.inf
+        # The number of the heap entry that holds the deadline; 0 for none.
+        self.entry = 0
         self.expired = False
         self.polling = False
 
@@ -104,7 +107,7 @@ class _Shared(Generic[T]):
         if deadline != self.deadline:
             self.deadlines.move(self, deadline)
 
-    def stop_timer(self) -> None:
+    def forget_deadline(self) -> None:
         """
         Forget the deadline: the loop has ended.
         """
@@ -124,16 +127,16 @@ class _Deadlines:
     in the event loop's heap, which every poll's sleep then sifts through with a
     comparison written in Python. Here each deadline is a tuple in a heap of our
     own, compared in C, and one timer stands for the earliest. A moved or
-    forgotten deadline stays in the heap until it comes up or until stale
-    entries are half of it, when the heap is rebuilt without them.
+    forgotten deadline stays in the heap until it comes up, or until the heap
+    holds twice the loops that have a deadline, when it is rebuilt without them.
     """
 
-    __slots__ = ("_at", "_count", "_heap", "_stale", "_timer")
+    __slots__ = ("_at", "_count", "_heap", "_live", "_timer")
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, _Shared[Any]]] = []
         self._count = 0
-        self._stale = 0
+        self._live = 0
         self._timer: asyncio.TimerHandle | None = None
         self._at = math.inf
 
@@ -141,18 +144,18 @@ class _Deadlines:
         """
         Set ``shared``'s deadline (``math.inf``: none).
         """
-        if shared.deadline != math.inf:
-            self._stale += 1
+        self._live += (deadline != math.inf) - (shared.deadline != math.inf)
         shared.deadline = deadline
+        shared.entry = 0
         if deadline != math.inf:
             self._count += 1
+            shared.entry = self._count
             heapq.heappush(self._heap, (deadline, self._count, shared))
             if deadline < self._at:
                 self._schedule(deadline)
-        if self._stale > 64 and self._stale * 2 > len(self._heap):
+        if len(self._heap) > 2 * self._live + 64:
             self._heap = [entry for entry in self._heap if _current(entry)]
             heapq.heapify(self._heap)
-            self._stale = 0
 
     def close(self) -> None:
         """
@@ -180,12 +183,9 @@ class _Deadlines:
             entry = heapq.heappop(heap)
             if _current(entry):
                 due.append(entry[2])
-            # A count, not a ledger: the rebuild in move() sets it right.
-            self._stale = max(self._stale - 1, 0)
         # Stale entries at the head would only wake the timer for nothing.
         while heap and not _current(heap[0]):
             heapq.heappop(heap)
-            self._stale = max(self._stale - 1, 0)
         if heap:
             self._schedule(heap[0][0])
         for shared in due:
@@ -193,8 +193,8 @@ class _Deadlines:
 
 
 def _current(entry: tuple[float, int, _Shared[Any]]) -> bool:
-    deadline, _, shared = entry
-    return deadline == shared.deadline
+    _, number, shared = entry
+    return number == shared.entry
 
 
 def _uncancel() -> bool:
@@ -490,7 +490,7 @@ class Monitor:
             assert self._task_group is not None
             self._task_group.cancel_scope.cancel()
         finally:
-            shared.stop_timer()
+            shared.forget_deadline()
             self._tasks.discard(shared.task)
             if self._loops.get(loop_key) is shared:
                 del self._loops[loop_key]

@@ -146,10 +146,11 @@ class PollLoop(Generic[T]):
         clock = asyncio.get_running_loop().time
         while True:
             now = clock()
-            if deadline is not None and deadline <= self.next_poll_at(now):
+            due = self.next_poll_at(now)
+            if deadline is not None and deadline <= due:
                 await asyncio.sleep(deadline - now)
                 return None
-            delay = self.next_poll_at(now) - now
+            delay = due - now
             if delay > 0:
                 await asyncio.sleep(delay)
                 now = clock()

@@ -496,6 +496,36 @@ async def test_many_deadlines_each_end_their_own_watch_on_time(
         assert timeouts[sid] <= ended[sid, None] <= timeouts[sid] + 2 * NOISE, sid
 
 
+async def test_a_deadline_moved_earlier_and_back_fires_once(
+    client: AsyncOutlit, fake: FakeOutlit
+) -> None:
+    """A loop's deadline moved earlier, then back, ends each watch once, in time."""
+    sid = fake.create_session("hubspot", outcome="connected", after_polls=14)
+    other = fake.create_session("slack")
+    ended: dict[object, tuple[float, object]] = {}
+
+    with anyio.fail_after(5):
+        async with client.monitor() as monitor:
+            started = time.monotonic()
+            monitor.watch_connection(sid, interval=0.05, timeout=0.4, tag="later")
+            monitor.watch_connection(sid, interval=0.05, timeout=0.15, tag="sooner")
+            monitor.watch_connection(sid, interval=0.05, timeout=3.0, tag="last")
+            # Another loop's deadline between the two keeps the old one queued.
+            monitor.watch_connection(other, interval=0.05, timeout=0.3, tag="other")
+            async for change in monitor:
+                if change.terminal:
+                    assert change.key.tag not in ended
+                    elapsed = time.monotonic() - started
+                    ended[change.key.tag] = (elapsed, type(change.error))
+
+    assert ended["sooner"][1] is PollTimeoutError
+    assert ended["later"][1] is PollTimeoutError
+    assert ended["last"][1] is type(None)
+    assert ended["other"][1] is PollTimeoutError
+    assert 0.15 <= ended["sooner"][0] <= 0.15 + 2 * NOISE
+    assert 0.4 <= ended["later"][0] <= 0.4 + 2 * NOISE
+
+
 async def test_a_timeout_mid_request_ends_that_watch_and_the_loop_polls_on(
     client: AsyncOutlit, fake: FakeOutlit
 ) -> None:

@@ -39,10 +39,6 @@ _REPEATS: Final = (
     (re.compile(r"(unknown parser) .*(?= \(choices: )", re.DOTALL), r"\1"),
     (re.compile(r"(invalid \S+ value): .*", re.DOTALL), r"\1"),
     (re.compile(r"ignored explicit argument .*", re.DOTALL), "takes no value"),
-    (
-        re.compile(r"unrecognized arguments: .*", re.DOTALL),
-        "unexpected arguments (not shown)",
-    ),
 )
 """argparse's messages that repeat a value, and what each says instead."""
 
