@@ -184,21 +184,23 @@ class Runner:
         self._check(f"sessions N={len(scripts)} {contender}", figures)
         return figures
 
+    def sync_job(self, contender: str, organizations: int) -> dict[str, Any]:
+        """
+        The job of one sync fleet run: fresh organisations, each with the providers.
+        """
+        providers = self.options.providers
+        keys = [f"ok_bench_{self._orgs}_{index}" for index in range(organizations)]
+        self._orgs += 1
+        self.fake.create_organizations(keys, providers)
+        return self.job("sync", contender, organizations=keys, providers=providers)
+
     def sync_run(self, contender: str, repeat: int) -> dict[str, Any]:
         """
         One run of the sync fleet: fresh organisations, each with the providers.
         """
         options = self.options
-        keys = [
-            f"ok_bench_{self._orgs}_{index}" for index in range(options.organizations)
-        ]
-        self._orgs += 1
-        self.fake.create_organizations(keys, options.providers)
-        spec = self.job(
-            "sync", contender, organizations=keys, providers=options.providers
-        )
-        figures = self.worker(spec)
-        watches = len(keys) * len(options.providers)
+        figures = self.worker(self.sync_job(contender, options.organizations))
+        watches = options.organizations * len(options.providers)
         polls = figures["requests_by_path"].get(SYNC_STATUS, 0)
         figures.update(
             watches=watches,
@@ -485,13 +487,7 @@ def run_instructions(runner: Runner) -> dict[str, Any]:
         counts["sessions"] = _slope(points)
         points = []
         for orgs in (low_orgs, high_orgs):
-            keys = [f"ok_bench_i{runner._orgs}_{index}" for index in range(orgs)]
-            runner._orgs += 1
-            runner.fake.create_organizations(keys, options.providers)
-            spec = runner.job(
-                "sync", contender, organizations=keys, providers=options.providers
-            )
-            figures = runner.worker(spec, wrap=CALLGRIND)
+            figures = runner.worker(runner.sync_job(contender, orgs), wrap=CALLGRIND)
             polls = figures["requests_by_path"].get(SYNC_STATUS, 0)
             points.append((polls, _instructions(figures)))
             _progress(f"instructions sync {orgs:<5} orgs {contender:<8}: counted")
